@@ -1,0 +1,183 @@
+using System.Runtime.InteropServices;
+
+namespace Multiprocessing.Platform.Linux;
+
+/// <summary>
+/// One background thread that sleeps in epoll over every child's pidfd and control socket: it reads what children
+/// report as they write it (so a large report never blocks a child) and reaps each child the moment it ends.
+/// </summary>
+internal sealed unsafe class ChildReaper
+{
+    private sealed record Entry(LaunchedChild Child, SocketChannel Control)
+    {
+        public bool ControlOpen { get; set; } = true;
+    }
+
+    private readonly int _epoll;
+    private readonly int _wakeup;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<int, Entry> _entries = [];
+    private readonly Queue<(int Key, Entry Entry)> _pending = new();
+    private int _nextKey;
+
+    public ChildReaper()
+    {
+        _epoll = LibC.epoll_create1(LibC.EPOLL_CLOEXEC);
+        _wakeup = LibC.eventfd(0, LibC.EFD_CLOEXEC);
+        if (_epoll < 0 || _wakeup < 0)
+        {
+            throw new System.ComponentModel.Win32Exception(Marshal.GetLastPInvokeError(), "cannot create the child watcher");
+        }
+
+        AddFd(_wakeup, 0);
+        var thread = new Thread(Loop) { IsBackground = true, Name = "Multiprocessing child reaper" };
+        thread.Start();
+    }
+
+    public void Add(LaunchedChild child)
+    {
+        lock (_gate)
+        {
+            // Keys are even for pidfds and odd for control sockets; 0 is the wakeup eventfd.
+            int key = (++_nextKey) * 2;
+            _pending.Enqueue((key, new Entry(child, (SocketChannel)child.Control)));
+        }
+
+        ulong one = 1;
+        _ = LibC.write(_wakeup, (byte*)&one, 8);
+    }
+
+    private void AddFd(int fd, ulong data)
+    {
+        var ev = new LibC.EpollEvent { Events = LibC.EPOLLIN, Data = data };
+        if (LibC.epoll_ctl(_epoll, LibC.EPOLL_CTL_ADD, fd, &ev) != 0)
+        {
+            throw new System.ComponentModel.Win32Exception(Marshal.GetLastPInvokeError(), "epoll_ctl failed");
+        }
+    }
+
+    private void Loop()
+    {
+        const int Capacity = 64;
+        LibC.EpollEvent* events = stackalloc LibC.EpollEvent[Capacity];
+        while (true)
+        {
+            int n = LibC.epoll_wait(_epoll, events, Capacity, -1);
+            if (n < 0)
+            {
+                continue; // EINTR
+            }
+
+            for (int i = 0; i < n; i++)
+            {
+                ulong data = events[i].Data;
+                if (data == 0)
+                {
+                    ulong value;
+                    _ = LibC.read(_wakeup, (byte*)&value, 8);
+                    AdmitPending();
+                    continue;
+                }
+
+                int key = (int)(data & ~1UL);
+                if (!_entries.TryGetValue(key, out Entry? entry))
+                {
+                    continue;
+                }
+
+                if ((data & 1) == 1)
+                {
+                    ReadControl(entry);
+                }
+                else
+                {
+                    TryReap(key, entry);
+                }
+            }
+        }
+    }
+
+    private void AdmitPending()
+    {
+        while (true)
+        {
+            (int Key, Entry Entry) item;
+            lock (_gate)
+            {
+                if (!_pending.TryDequeue(out item))
+                {
+                    return;
+                }
+            }
+
+            bool added = false;
+            item.Entry.Child.Sentinel.DangerousAddRef(ref added);
+            _entries[item.Key] = item.Entry;
+            AddFd(item.Entry.Control.Handle.Fd, (ulong)item.Key | 1);
+            AddFd((int)item.Entry.Child.Sentinel.DangerousGetHandle(), (ulong)item.Key);
+        }
+    }
+
+    private void ReadControl(Entry entry)
+    {
+        if (entry.ControlOpen && !entry.Control.DrainAvailable(entry.Child.Received))
+        {
+            entry.ControlOpen = false;
+            _ = LibC.epoll_ctl(_epoll, LibC.EPOLL_CTL_DEL, entry.Control.Handle.Fd, null);
+        }
+
+        // A child declares its exit code right before _exit; tearing down a runtime's address space takes
+        // milliseconds more, and nothing of the child's own code runs in that time.
+        if (!entry.Child.Exited && entry.Child.ExitDeclaration?.Invoke(entry.Child.Received) is int declared)
+        {
+            Notify(entry.Child, declared);
+        }
+    }
+
+    private static void Notify(LaunchedChild child, int exitCode)
+    {
+        try
+        {
+            child.NotifyExited(exitCode);
+        }
+        catch (Exception ex)
+        {
+            Console.Error.WriteLine($"Multiprocessing: exit callback for pid {child.Pid} failed: {ex}");
+        }
+    }
+
+    private void TryReap(int key, Entry entry)
+    {
+        byte* siginfo = stackalloc byte[128];
+        new Span<byte>(siginfo, 128).Clear();
+        int pidfd = (int)entry.Child.Sentinel.DangerousGetHandle();
+        int result = LibC.waitid(LibC.P_PIDFD, pidfd, siginfo, LibC.WEXITED | LibC.WNOHANG);
+        int pid = *(int*)(siginfo + 16);
+        if (result == 0 && pid == 0)
+        {
+            return; // not ended yet (spurious wakeup)
+        }
+
+        int exitCode = -LibC.SIGKILL; // reaped by someone else: the status is lost
+        if (result == 0)
+        {
+            int code = *(int*)(siginfo + 8);
+            int status = *(int*)(siginfo + 24);
+            exitCode = code == LibC.CLD_EXITED ? status : -status;
+        }
+
+        _ = LibC.epoll_ctl(_epoll, LibC.EPOLL_CTL_DEL, pidfd, null);
+        if (entry.ControlOpen)
+        {
+            // The child is gone, so everything it wrote is already buffered.
+            _ = entry.Control.DrainAvailable(entry.Child.Received);
+            _ = LibC.epoll_ctl(_epoll, LibC.EPOLL_CTL_DEL, entry.Control.Handle.Fd, null);
+            entry.ControlOpen = false;
+        }
+
+        _entries.Remove(key);
+        entry.Control.Dispose();
+        entry.Child.Sentinel.DangerousRelease();
+        Notify(entry.Child, exitCode);
+    }
+}

@@ -1,0 +1,118 @@
+using System.Runtime.InteropServices;
+
+namespace Multiprocessing.Platform.Linux;
+
+/// <summary>A control channel over one end of an AF_UNIX socketpair.</summary>
+internal sealed unsafe class SocketChannel(FileDescriptorHandle handle) : IControlChannel
+{
+    public FileDescriptorHandle Handle { get; } = handle;
+
+    public bool TrySendAll(ReadOnlySpan<byte> data)
+    {
+        bool added = false;
+        Handle.DangerousAddRef(ref added);
+        try
+        {
+            fixed (byte* start = data)
+            {
+                int done = 0;
+                while (done < data.Length)
+                {
+                    nint n = LibC.send(Handle.Fd, start + done, data.Length - done, LibC.MSG_NOSIGNAL);
+                    if (n < 0)
+                    {
+                        if (Marshal.GetLastPInvokeError() == LibC.EINTR)
+                        {
+                            continue;
+                        }
+
+                        return false;
+                    }
+
+                    done += (int)n;
+                }
+            }
+
+            return true;
+        }
+        finally
+        {
+            Handle.DangerousRelease();
+        }
+    }
+
+    public bool TryReadExactly(Span<byte> buffer)
+    {
+        fixed (byte* start = buffer)
+        {
+            int done = 0;
+            while (done < buffer.Length)
+            {
+                nint n = LibC.recv(Handle.Fd, start + done, buffer.Length - done, 0);
+                if (n == 0)
+                {
+                    return false;
+                }
+
+                if (n < 0)
+                {
+                    if (Marshal.GetLastPInvokeError() == LibC.EINTR)
+                    {
+                        continue;
+                    }
+
+                    return false;
+                }
+
+                done += (int)n;
+            }
+        }
+
+        return true;
+    }
+
+    public void WaitForEndOfStream()
+    {
+        byte* scratch = stackalloc byte[256];
+        while (true)
+        {
+            nint n = LibC.recv(Handle.Fd, scratch, 256, 0);
+            if (n == 0 || (n < 0 && Marshal.GetLastPInvokeError() != LibC.EINTR))
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Reads whatever is buffered without blocking; returns false once the peer has closed its end.</summary>
+    public bool DrainAvailable(MemoryStream into)
+    {
+        byte* scratch = stackalloc byte[4096];
+        while (true)
+        {
+            nint n = LibC.recv(Handle.Fd, scratch, 4096, LibC.MSG_DONTWAIT);
+            if (n > 0)
+            {
+                into.Write(new ReadOnlySpan<byte>(scratch, (int)n));
+                continue;
+            }
+
+            if (n == 0)
+            {
+                return false;
+            }
+
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == LibC.EINTR)
+            {
+                continue;
+            }
+
+            return errno == LibC.EAGAIN;
+        }
+    }
+
+    public void MarkNonInheritable() => _ = LibC.fcntl(Handle.Fd, LibC.F_SETFD, LibC.FD_CLOEXEC);
+
+    public void Dispose() => Handle.Dispose();
+}

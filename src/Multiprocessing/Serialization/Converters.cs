@@ -1,0 +1,244 @@
+using System.Collections.Concurrent;
+using System.Reflection;
+using System.Runtime.CompilerServices;
+
+namespace Multiprocessing.Serialization;
+
+/// <summary>Picks and caches the converter for each type.</summary>
+internal static class Converters
+{
+    private static readonly ConcurrentDictionary<Type, ObjectConverter> s_cache = new();
+    private static readonly ConcurrentDictionary<Type, ObjectConverter> s_registered = new();
+    private static readonly List<Func<Type, ObjectConverter?>> s_providers = [];
+    private static readonly ConcurrentDictionary<Type, bool> s_rawCopyable = new();
+
+    public static ObjectConverter For(Type type) => s_cache.TryGetValue(type, out ObjectConverter? converter) ? converter : s_cache.GetOrAdd(type, Create);
+
+    public static void Register(Type type, ObjectConverter converter)
+    {
+        if (s_cache.ContainsKey(type) && !s_registered.ContainsKey(type))
+        {
+            throw new InvalidOperationException($"A converter for {TypeNames.Display(type)} must be registered before the type is first serialized.");
+        }
+
+        s_registered[type] = converter;
+        s_cache[type] = converter;
+    }
+
+    /// <summary>Lets a higher layer claim types it knows how to carry (processes, connections, locks…).</summary>
+    public static void AddProvider(Func<Type, ObjectConverter?> provider)
+    {
+        lock (s_providers)
+        {
+            s_providers.Add(provider);
+        }
+    }
+
+    private static ObjectConverter Create(Type type)
+    {
+        if (s_registered.TryGetValue(type, out ObjectConverter? registered))
+        {
+            return registered;
+        }
+
+        if (type.GetCustomAttribute<ObjectConverterAttribute>() is { } attribute)
+        {
+            return FromAttribute(type, attribute.ConverterType);
+        }
+
+        lock (s_providers)
+        {
+            foreach (Func<Type, ObjectConverter?> provider in s_providers)
+            {
+                if (provider(type) is { } provided)
+                {
+                    return provided;
+                }
+            }
+        }
+
+        if (NonCrossable.Reason(type) is { } reason)
+        {
+            return Make(typeof(RejectConverter<>), type, reason);
+        }
+
+        if (type == typeof(string))
+        {
+            return new StringConverter();
+        }
+
+        if (typeof(Type).IsAssignableFrom(type))
+        {
+            return Make(typeof(TypeValueConverter<>), type);
+        }
+
+        if (IsRawCopyable(type))
+        {
+            return Make(typeof(RawConverter<>), type);
+        }
+
+        if (Nullable.GetUnderlyingType(type) is { } underlying)
+        {
+            return Make(typeof(NullableConverter<>), underlying);
+        }
+
+        if (type.IsSZArray)
+        {
+            return Make(typeof(ArrayConverter<>), type.GetElementType()!);
+        }
+
+        if (type.IsArray)
+        {
+            return Make(typeof(MultiArrayConverter<>), type.GetElementType()!, type);
+        }
+
+        if (typeof(Delegate).IsAssignableFrom(type))
+        {
+            return Make(typeof(DelegateConverter<>), type);
+        }
+
+        if (typeof(Exception).IsAssignableFrom(type))
+        {
+            return Make(typeof(ExceptionConverter<>), type);
+        }
+
+        if (type.IsConstructedGenericType)
+        {
+            Type definition = type.GetGenericTypeDefinition();
+            Type[] arguments = type.GenericTypeArguments;
+            Type? collection = definition == typeof(List<>) ? typeof(ListConverter<>)
+                : definition == typeof(Dictionary<,>) ? typeof(DictionaryConverter<,>)
+                : definition == typeof(HashSet<>) ? typeof(HashSetConverter<>)
+                : definition == typeof(Queue<>) ? typeof(QueueConverter<>)
+                : definition == typeof(Stack<>) ? typeof(StackConverter<>)
+                : definition == typeof(ConcurrentDictionary<,>) ? typeof(ConcurrentDictionaryConverter<,>)
+                : null;
+            if (collection is not null)
+            {
+                return (ObjectConverter)Activator.CreateInstance(collection.MakeGenericType(arguments))!;
+            }
+        }
+
+        if (type.IsAbstract || type.IsInterface || type.IsByRefLike || type.ContainsGenericParameters)
+        {
+            return Make(typeof(RejectConverter<>), type, "has no concrete shape to copy");
+        }
+
+        return Make(typeof(FieldsConverter<>), type);
+    }
+
+    private static ObjectConverter FromAttribute(Type type, Type converterType)
+    {
+        object? instance = Activator.CreateInstance(converterType);
+        if (instance is not ObjectConverter converter || converter.Type != type)
+        {
+            throw new InvalidOperationException($"{converterType} named by [ObjectConverter] on {TypeNames.Display(type)} is not an ObjectConverter<{TypeNames.Display(type)}>.");
+        }
+
+        return converter;
+    }
+
+    private static ObjectConverter Make(Type generic, Type argument, params object[] arguments)
+        => (ObjectConverter)Activator.CreateInstance(generic.MakeGenericType(argument), arguments)!;
+
+    /// <summary>True for value types that hold no references and no pointers: their bytes are their value.</summary>
+    public static bool IsRawCopyable(Type type) => s_rawCopyable.GetOrAdd(type, static t =>
+        t.IsValueType && !t.IsByRefLike && !ContainsReferences(t) && !ContainsPointers(t));
+
+    private static bool ContainsReferences(Type type)
+        => (bool)typeof(RuntimeHelpers).GetMethod(nameof(RuntimeHelpers.IsReferenceOrContainsReferences))!.MakeGenericMethod(type).Invoke(null, null)!;
+
+    private static bool ContainsPointers(Type type)
+    {
+        if (type == typeof(IntPtr) || type == typeof(UIntPtr) || type.IsPointer || type.IsFunctionPointer)
+        {
+            return true;
+        }
+
+        if (type.IsPrimitive || type.IsEnum)
+        {
+            return false;
+        }
+
+        foreach (FieldInfo field in type.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic))
+        {
+            if (field.FieldType != type && ContainsPointers(field.FieldType))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+}
+
+/// <summary>The converter for statically known value types, resolved once per type.</summary>
+internal static class ConverterCache<T>
+{
+    public static readonly ObjectConverter<T> Instance = (ObjectConverter<T>)Converters.For(typeof(T));
+}
+
+/// <summary>Types whose instances only make sense inside the process that made them.</summary>
+internal static class NonCrossable
+{
+    private const string Handle = "cannot cross a process boundary: it wraps an OS handle of this process";
+    private const string Threads = "cannot cross a process boundary: it is tied to this process's threads";
+
+    private static readonly (Type Type, string Reason)[] s_rules =
+    [
+        (typeof(Stream), Handle),
+        (typeof(TextReader), Handle),
+        (typeof(TextWriter), Handle),
+        (typeof(System.Runtime.InteropServices.SafeHandle), Handle),
+        (typeof(WaitHandle), Handle),
+        (typeof(System.Net.Sockets.Socket), Handle),
+        (typeof(FileSystemWatcher), Handle),
+        (typeof(System.Diagnostics.Process), Handle),
+        (typeof(Thread), Threads),
+        (typeof(Task), Threads),
+        (typeof(TaskScheduler), Threads),
+        (typeof(ExecutionContext), Threads),
+        (typeof(SynchronizationContext), Threads),
+        (typeof(CancellationTokenSource), Threads),
+        (typeof(CancellationToken), Threads),
+        (typeof(CancellationTokenRegistration), Threads),
+        (typeof(Timer), Threads),
+        (typeof(System.Threading.Lock), Threads),
+        (typeof(SemaphoreSlim), Threads),
+        (typeof(ManualResetEventSlim), Threads),
+        (typeof(ReaderWriterLockSlim), Threads),
+        (typeof(CountdownEvent), Threads),
+        (typeof(System.Threading.Barrier), Threads),
+        (typeof(Assembly), "cannot cross a process boundary: it is runtime metadata of this process"),
+        (typeof(Module), "cannot cross a process boundary: it is runtime metadata of this process"),
+        (typeof(AppDomain), "cannot cross a process boundary: it is this process's runtime"),
+    ];
+
+    public static string? Reason(Type type)
+    {
+        if (type == typeof(IntPtr) || type == typeof(UIntPtr) || type.IsPointer || type.IsFunctionPointer)
+        {
+            return "cannot cross a process boundary: it is a native pointer or handle";
+        }
+
+        if (typeof(MemberInfo).IsAssignableFrom(type) && !typeof(Type).IsAssignableFrom(type))
+        {
+            return "cannot cross a process boundary: it is runtime metadata of this process";
+        }
+
+        if (type.IsGenericType && (type.GetGenericTypeDefinition() == typeof(ThreadLocal<>) || type.GetGenericTypeDefinition() == typeof(AsyncLocal<>)))
+        {
+            return Threads;
+        }
+
+        foreach ((Type rule, string reason) in s_rules)
+        {
+            if (rule.IsAssignableFrom(type))
+            {
+                return reason;
+            }
+        }
+
+        return null;
+    }
+}

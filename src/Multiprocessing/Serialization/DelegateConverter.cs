@@ -1,0 +1,171 @@
+using System.Collections.Concurrent;
+using System.Reflection;
+using System.Reflection.Emit;
+using System.Runtime.Serialization;
+
+namespace Multiprocessing.Serialization;
+
+/// <summary>
+/// Delegates: each invocation is sent as its method (declaring type, module version id, metadata token, generic
+/// arguments) and its target object, which for a lambda is the closure holding the captured variables.
+/// </summary>
+internal sealed class DelegateConverter<T> : ObjectConverter<T>
+    where T : Delegate
+{
+    public override void Write(ObjectWriter writer, T value)
+    {
+        Delegate[] invocations = value.GetInvocationList();
+        writer.WriteVarUInt((uint)invocations.Length);
+        foreach (Delegate invocation in invocations)
+        {
+            MethodInfo method = invocation.Method;
+            if (method is DynamicMethod || method.DeclaringType is null || method.GetType().Name.Contains("RTDynamicMethod", StringComparison.Ordinal))
+            {
+                throw new CrossingException(typeof(T), "cannot cross a process boundary: it points at a dynamic method that exists only in this process");
+            }
+
+            try
+            {
+                writer.WriteTypeReference(method.DeclaringType);
+            }
+            catch (CrossingException ex)
+            {
+                ex.AddStep(MethodResolver.Describe(method));
+                throw;
+            }
+
+            writer.WriteGuid(method.Module.ModuleVersionId);
+            writer.WriteInt32(method.MetadataToken);
+            Type[] generic = method.IsGenericMethod ? method.GetGenericArguments() : [];
+            writer.WriteVarUInt((uint)generic.Length);
+            foreach (Type argument in generic)
+            {
+                writer.WriteTypeReference(argument);
+            }
+
+            writer.WriteString(method.Name);
+            try
+            {
+                writer.WriteValue(invocation.Target);
+            }
+            catch (CrossingException ex)
+            {
+                ex.AddStep(MethodResolver.Describe(method));
+                throw;
+            }
+        }
+    }
+
+    public override T Read(ref ObjectReader reader)
+    {
+        int count = reader.ReadLength(1);
+        Delegate? result = null;
+        for (int i = 0; i < count; i++)
+        {
+            Type declaring = reader.ReadTypeReference();
+            Guid moduleVersion = reader.ReadGuid();
+            int token = reader.ReadInt32();
+            int genericCount = reader.ReadLength(1);
+            var generic = new Type[genericCount];
+            for (int g = 0; g < genericCount; g++)
+            {
+                generic[g] = reader.ReadTypeReference();
+            }
+
+            string name = reader.ReadString() ?? "";
+            MethodInfo method = MethodResolver.Resolve(declaring, moduleVersion, token, generic, name);
+            object? target = reader.ReadValue<object?>();
+            Delegate invocation;
+            try
+            {
+                invocation = Delegate.CreateDelegate(typeof(T), target, method);
+            }
+            catch (ArgumentException ex)
+            {
+                throw new SerializationException($"Cannot rebuild a {TypeNames.Display(typeof(T))} over {TypeNames.Display(declaring)}.{name}: {ex.Message}", ex);
+            }
+
+            result = Delegate.Combine(result, invocation);
+        }
+
+        return (T)(result ?? throw ObjectReader.Corrupt("a delegate with no methods"));
+    }
+}
+
+/// <summary>Finds a method from its identity on the wire, and names methods for error messages.</summary>
+internal static class MethodResolver
+{
+    private static readonly ConcurrentDictionary<(Type, int), MethodInfo> s_methods = new();
+
+    public static MethodInfo Resolve(Type declaring, Guid moduleVersion, int token, Type[] generic, string name)
+    {
+        if (!s_methods.TryGetValue((declaring, token), out MethodInfo? method))
+        {
+            Module module = declaring.Module;
+            if (module.ModuleVersionId != moduleVersion)
+            {
+                throw new SerializationException(
+                    $"Method {TypeNames.Display(declaring)}.{name} comes from a different build of {module.Name} than the one loaded here.");
+            }
+
+            MethodBase? resolved;
+            try
+            {
+                resolved = module.ResolveMethod(token);
+            }
+            catch (ArgumentException ex)
+            {
+                throw new SerializationException($"Method {TypeNames.Display(declaring)}.{name} could not be resolved: {ex.Message}", ex);
+            }
+
+            if (resolved is not MethodInfo info || info.Name != name)
+            {
+                throw ObjectReader.Corrupt($"a method token that does not name {name}");
+            }
+
+            if (declaring.IsConstructedGenericType)
+            {
+                info = (MethodInfo)MethodBase.GetMethodFromHandle(info.MethodHandle, declaring.TypeHandle)!;
+            }
+
+            method = s_methods.GetOrAdd((declaring, token), info);
+        }
+
+        if (generic.Length > 0)
+        {
+            if (!method.IsGenericMethodDefinition || method.GetGenericArguments().Length != generic.Length)
+            {
+                throw ObjectReader.Corrupt($"generic arguments for the non-generic method {name}");
+            }
+
+            try
+            {
+                return method.MakeGenericMethod(generic);
+            }
+            catch (ArgumentException ex)
+            {
+                throw new SerializationException($"Cannot instantiate {name} with the given type arguments: {ex.Message}", ex);
+            }
+        }
+
+        return method;
+    }
+
+    public static string Describe(MethodInfo method)
+    {
+        string name = method.Name;
+        int local = name.LastIndexOf(">g__", StringComparison.Ordinal);
+        int lambda = name.LastIndexOf(">b__", StringComparison.Ordinal);
+        int end = Math.Max(local, lambda);
+        if (name.StartsWith('<') && end > 0)
+        {
+            // "<Outer>b__0_1", "<<Main>$>b__0_0" (top-level statements), "<Outer>g__Name|0_0".
+            string outer = name[1..end].Replace("<", "", StringComparison.Ordinal).Replace(">$", "", StringComparison.Ordinal).Replace(">", "", StringComparison.Ordinal);
+            return local == end
+                ? $"local function {name[(end + 4)..].Split('|')[0]} in {outer}"
+                : $"lambda in {outer}";
+        }
+
+        return $"delegate to {TypeNames.Display(method.DeclaringType!)}.{name}";
+    }
+}

@@ -1,0 +1,230 @@
+using System.Reflection;
+using System.Reflection.Emit;
+using System.Runtime.CompilerServices;
+
+namespace Multiprocessing.Serialization;
+
+/// <summary>Fast typed getters and setters for fields, including private and readonly ones.</summary>
+internal static class FieldAccess
+{
+    public static Func<object, TField> Getter<TField>(FieldInfo field)
+    {
+        if (!RuntimeFeature.IsDynamicCodeSupported)
+        {
+            return owner => (TField)field.GetValue(owner)!;
+        }
+
+        var method = new DynamicMethod("get_" + field.Name, typeof(TField), [typeof(object)], typeof(FieldAccess).Module, skipVisibility: true);
+        ILGenerator il = method.GetILGenerator();
+        il.Emit(OpCodes.Ldarg_0);
+        if (field.DeclaringType!.IsValueType)
+        {
+            il.Emit(OpCodes.Unbox, field.DeclaringType);
+        }
+
+        il.Emit(OpCodes.Ldfld, field);
+        il.Emit(OpCodes.Ret);
+        return method.CreateDelegate<Func<object, TField>>();
+    }
+
+    public static Action<object, TField> Setter<TField>(FieldInfo field)
+    {
+        if (!RuntimeFeature.IsDynamicCodeSupported)
+        {
+            return (owner, value) => field.SetValue(owner, value);
+        }
+
+        var method = new DynamicMethod("set_" + field.Name, null, [typeof(object), typeof(TField)], typeof(FieldAccess).Module, skipVisibility: true);
+        ILGenerator il = method.GetILGenerator();
+        il.Emit(OpCodes.Ldarg_0);
+        if (field.DeclaringType!.IsValueType)
+        {
+            il.Emit(OpCodes.Unbox, field.DeclaringType);
+        }
+
+        il.Emit(OpCodes.Ldarg_1);
+        il.Emit(OpCodes.Stfld, field);
+        il.Emit(OpCodes.Ret);
+        return method.CreateDelegate<Action<object, TField>>();
+    }
+
+    /// <summary>Instance fields of <paramref name="type"/> and its bases up to (not including) <paramref name="stopAt"/>, minus [NonSerialized] ones.</summary>
+    public static List<FieldInfo> InstanceFields(Type type, Type? stopAt)
+    {
+        var fields = new List<FieldInfo>();
+        for (Type? t = type; t is not null && t != stopAt && t != typeof(object); t = t.BaseType)
+        {
+            foreach (FieldInfo field in t.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly))
+            {
+#pragma warning disable SYSLIB0050 // [NonSerialized] is still the way a field opts out of being copied.
+                bool skipped = (field.Attributes & FieldAttributes.NotSerialized) != 0;
+#pragma warning restore SYSLIB0050
+                if (!skipped)
+                {
+                    fields.Add(field);
+                }
+            }
+        }
+
+        return fields;
+    }
+
+    /// <summary>How a field reads in an error path: closure captures by their variable name, auto-properties by their property.</summary>
+    public static string Describe(FieldInfo field)
+    {
+        string name = field.Name;
+        string owner = field.DeclaringType?.Name ?? "";
+        bool closure = owner.Contains("DisplayClass", StringComparison.Ordinal) || owner.StartsWith("<>c", StringComparison.Ordinal);
+        if (name == "<>4__this")
+        {
+            return "captured 'this'";
+        }
+
+        if (name.StartsWith("CS$<>8__locals", StringComparison.Ordinal))
+        {
+            return "enclosing closure";
+        }
+
+        if (name.StartsWith('<') && name.EndsWith(">k__BackingField", StringComparison.Ordinal))
+        {
+            return $"property '{name[1..name.IndexOf('>', StringComparison.Ordinal)]}'";
+        }
+
+        if (name.StartsWith("<>3__", StringComparison.Ordinal))
+        {
+            name = name[5..];
+        }
+
+        return closure ? $"closure field '{name}'" : $"field '{name}'";
+    }
+
+    /// <summary>Builds the per-field serializers for the given fields.</summary>
+    public static FieldSerializer[] Serializers(IEnumerable<FieldInfo> fields)
+        => fields.Select(f => f.FieldType.IsPointer || f.FieldType.IsFunctionPointer || f.FieldType.IsByRef
+            ? new PointerFieldSerializer(f)
+            : (FieldSerializer)Activator.CreateInstance(typeof(FieldSerializer<>).MakeGenericType(f.FieldType), f)!).ToArray();
+}
+
+/// <summary>A pointer-typed field: it can never cross.</summary>
+internal sealed class PointerFieldSerializer(FieldInfo field) : FieldSerializer
+{
+    public override void Write(ObjectWriter writer, object owner)
+    {
+        var ex = new CrossingException(field.FieldType, NonCrossable.Reason(field.FieldType)!);
+        ex.AddStep(FieldAccess.Describe(field));
+        throw ex;
+    }
+
+    public override void Read(ref ObjectReader reader, object owner)
+        => throw new System.Runtime.Serialization.SerializationException($"Field '{field.Name}' of {TypeNames.Display(field.DeclaringType!)} is a pointer and cannot be read.");
+}
+
+/// <summary>Writes and reads one field of an object whose type is known only at run time.</summary>
+internal abstract class FieldSerializer
+{
+    public abstract void Write(ObjectWriter writer, object owner);
+
+    public abstract void Read(ref ObjectReader reader, object owner);
+}
+
+internal sealed class FieldSerializer<TField> : FieldSerializer
+{
+    // Emitting IL costs more than a few reflective calls, and a child often reads a type once: start reflective.
+    private const int CallsBeforeEmitting = 8;
+
+    private readonly FieldInfo _field;
+    private readonly string _description;
+    private readonly string? _rejection;
+    private Func<object, TField>? _get;
+    private Action<object, TField>? _set;
+    private int _reads;
+    private int _writes;
+
+    public FieldSerializer(FieldInfo field)
+    {
+        _field = field;
+        _description = FieldAccess.Describe(field);
+        _rejection = NonCrossable.Reason(field.FieldType) is { } reason && field.FieldType.IsValueType ? reason : null;
+    }
+
+    public override void Write(ObjectWriter writer, object owner)
+    {
+        try
+        {
+            if (_rejection is not null)
+            {
+                throw new CrossingException(_field.FieldType, _rejection);
+            }
+
+            TField value;
+            if (_get is { } get)
+            {
+                value = get(owner);
+            }
+            else
+            {
+                if (++_writes == CallsBeforeEmitting)
+                {
+                    _get = FieldAccess.Getter<TField>(_field);
+                }
+
+                value = (TField)_field.GetValue(owner)!;
+            }
+
+            writer.WriteValue(value);
+        }
+        catch (CrossingException ex)
+        {
+            ex.AddStep(_description);
+            throw;
+        }
+    }
+
+    public override void Read(ref ObjectReader reader, object owner)
+    {
+        TField value = reader.ReadValue<TField>();
+        if (_set is { } set)
+        {
+            set(owner, value);
+            return;
+        }
+
+        if (++_reads == CallsBeforeEmitting)
+        {
+            _set = FieldAccess.Setter<TField>(_field);
+        }
+
+        _field.SetValue(owner, value);
+    }
+}
+
+/// <summary>Classes and structs in general: every instance field, private and readonly ones included.</summary>
+internal sealed class FieldsConverter<T> : ObjectConverter<T>
+{
+    private readonly FieldSerializer[] _fields = FieldAccess.Serializers(FieldAccess.InstanceFields(typeof(T), null));
+
+    public override void Write(ObjectWriter writer, T value)
+    {
+        object boxed = value!;
+        foreach (FieldSerializer field in _fields)
+        {
+            field.Write(writer, boxed);
+        }
+    }
+
+    public override T Read(ref ObjectReader reader)
+    {
+        object instance = RuntimeHelpers.GetUninitializedObject(typeof(T));
+        if (!typeof(T).IsValueType)
+        {
+            reader.Register(instance);
+        }
+
+        foreach (FieldSerializer field in _fields)
+        {
+            field.Read(ref reader, instance);
+        }
+
+        return (T)instance;
+    }
+}

@@ -1,0 +1,299 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Serialization;
+
+namespace Multiprocessing.Serialization;
+
+/// <summary>Reads values from the binary format; handed to <see cref="ObjectConverter{T}.Read"/>.</summary>
+public ref struct ObjectReader
+{
+    private readonly ReadOnlySpan<byte> _data;
+    private int _position;
+    private readonly ReaderState _state;
+
+    internal ObjectReader(ReadOnlySpan<byte> data, ReaderState state)
+    {
+        _data = data;
+        _state = state;
+    }
+
+    /// <summary>Bytes not read yet.</summary>
+    public readonly int Remaining => _data.Length - _position;
+
+    internal readonly int Position => _position;
+
+    /// <summary>Reads a value written by <see cref="ObjectWriter.WriteValue{T}"/>.</summary>
+    public T ReadValue<T>()
+    {
+        if (typeof(T).IsValueType)
+        {
+            return ConverterCache<T>.Instance.Read(ref this);
+        }
+
+        object? value = ReadReference();
+        if (value is T typed)
+        {
+            return typed;
+        }
+
+        if (value is null)
+        {
+            return default!;
+        }
+
+        throw new SerializationException($"Expected a {TypeNames.Display(typeof(T))} but the data holds a {TypeNames.Display(value.GetType())}.");
+    }
+
+    /// <summary>Records <paramref name="value"/> as the object being read, so later references to it resolve (call it right after creating the object).</summary>
+    public readonly void Register(object value)
+    {
+        if (_state.PendingSlot >= 0)
+        {
+            _state.Objects[_state.PendingSlot] = value;
+            _state.PendingSlot = -1;
+        }
+    }
+
+    internal object? ReadReference()
+    {
+        ulong tag = ReadVarUInt();
+        if (tag == Wire.Null)
+        {
+            return null;
+        }
+
+        if (tag == Wire.BackReference)
+        {
+            ulong index = ReadVarUInt();
+            if (index >= (ulong)_state.Objects.Count)
+            {
+                throw Corrupt("a reference to an object that was never written");
+            }
+
+            return _state.Objects[(int)index]
+                ?? throw new SerializationException("The data references an object while it is still being built (a cycle through a type whose converter cannot register early).");
+        }
+
+        TypeEntry entry = ReadTypeTag(tag);
+        if (entry.Kind == TypeEntryKind.String)
+        {
+            return ReadStringBody();
+        }
+
+        if (entry.Kind == TypeEntryKind.Value)
+        {
+            return entry.Converter.ReadObject(ref this);
+        }
+
+        int slot = _state.Objects.Count;
+        _state.Objects.Add(null);
+        int saved = _state.PendingSlot;
+        _state.PendingSlot = slot;
+        object? result = entry.Converter.ReadObject(ref this);
+        _state.Objects[slot] ??= result;
+        _state.PendingSlot = saved;
+        return result;
+    }
+
+    internal Type ReadTypeReference() => ReadTypeTag(ReadVarUInt()).Type;
+
+    private TypeEntry ReadTypeTag(ulong tag)
+    {
+        if (tag == Wire.InlineType)
+        {
+            Type type = ReadTypeDefinition();
+            var entry = new TypeEntry(type);
+            _state.Types.Add(entry);
+            return entry;
+        }
+
+        if (tag < Wire.FirstDynamicId)
+        {
+            return Wire.Builtin(tag) ?? throw Corrupt($"unknown type id {tag}");
+        }
+
+        ulong index = tag - Wire.FirstDynamicId;
+        if (index >= (ulong)_state.Types.Count)
+        {
+            throw Corrupt($"unknown type id {tag}");
+        }
+
+        return _state.Types[(int)index];
+    }
+
+    private Type ReadTypeDefinition()
+    {
+        byte kind = ReadByte();
+        switch (kind)
+        {
+            case Wire.KindNamed:
+                string assembly = ReadString() ?? throw Corrupt("a type without an assembly name");
+                string name = ReadString() ?? throw Corrupt("a type without a name");
+                return TypeResolver.Resolve(assembly, name);
+            case Wire.KindArray:
+                return TypeResolver.MakeArray(ReadTypeReference(), 1, sz: true);
+            case Wire.KindMultiArray:
+                Type element = ReadTypeReference();
+                return TypeResolver.MakeArray(element, (int)ReadVarUInt(), sz: false);
+            case Wire.KindGeneric:
+                Type definition = ReadTypeReference();
+                ulong count = ReadVarUInt();
+                if (count > 64)
+                {
+                    throw Corrupt("a generic type with too many arguments");
+                }
+
+                var arguments = new Type[count];
+                for (int i = 0; i < arguments.Length; i++)
+                {
+                    arguments[i] = ReadTypeReference();
+                }
+
+                return TypeResolver.MakeGeneric(definition, arguments);
+            default:
+                throw Corrupt($"unknown type kind {kind}");
+        }
+    }
+
+    /// <summary>Reads one byte.</summary>
+    public byte ReadByte()
+    {
+        if (_position >= _data.Length)
+        {
+            throw Truncated();
+        }
+
+        return _data[_position++];
+    }
+
+    /// <summary>Reads a bool written by <see cref="ObjectWriter.WriteBoolean"/>.</summary>
+    public bool ReadBoolean() => ReadByte() != 0;
+
+    /// <summary>Reads a 32-bit integer.</summary>
+    public int ReadInt32() => ReadRaw<int>();
+
+    /// <summary>Reads a 64-bit integer.</summary>
+    public long ReadInt64() => ReadRaw<long>();
+
+    /// <summary>Reads a double.</summary>
+    public double ReadDouble() => ReadRaw<double>();
+
+    /// <summary>Reads an integer written by <see cref="ObjectWriter.WriteVarUInt"/>.</summary>
+    public ulong ReadVarUInt()
+    {
+        ulong result = 0;
+        int shift = 0;
+        while (true)
+        {
+            byte b = ReadByte();
+            result |= (ulong)(b & 0x7F) << shift;
+            if (b < 0x80)
+            {
+                return result;
+            }
+
+            shift += 7;
+            if (shift > 63)
+            {
+                throw Corrupt("an over-long integer");
+            }
+        }
+    }
+
+    /// <summary>Reads a length written by the writer and checks that at least <paramref name="minimumBytesEach"/> bytes per item remain.</summary>
+    internal int ReadLength(int minimumBytesEach)
+    {
+        ulong length = ReadVarUInt();
+        if (length > int.MaxValue || (minimumBytesEach > 0 && length > (ulong)Remaining / (ulong)minimumBytesEach))
+        {
+            throw Corrupt($"a length of {length} with only {Remaining} bytes left");
+        }
+
+        return (int)length;
+    }
+
+    /// <summary>Reads a string or null.</summary>
+    public string? ReadString() => ReadVarUInt() switch
+    {
+        0 => null,
+        1 => ReadStringBody(),
+        _ => throw Corrupt("a bad string marker"),
+    };
+
+    internal string ReadStringBody()
+    {
+        int length = ReadLength(2);
+        ReadOnlySpan<byte> bytes = ReadSpan(length * 2);
+        return new string(MemoryMarshal.Cast<byte, char>(bytes));
+    }
+
+    /// <summary>Reads a byte block written by <see cref="ObjectWriter.WriteBytes"/>.</summary>
+    public byte[] ReadBytes() => ReadSpan(ReadLength(1)).ToArray();
+
+    internal ReadOnlySpan<byte> ReadSpan(int length)
+    {
+        if ((uint)length > (uint)(_data.Length - _position))
+        {
+            throw Truncated();
+        }
+
+        ReadOnlySpan<byte> result = _data.Slice(_position, length);
+        _position += length;
+        return result;
+    }
+
+    internal T ReadRaw<T>()
+    {
+        int size = Unsafe.SizeOf<T>();
+        if (_data.Length - _position < size)
+        {
+            throw Truncated();
+        }
+
+        T value = Unsafe.ReadUnaligned<T>(ref Unsafe.AsRef(in _data[_position]));
+        _position += size;
+        return value;
+    }
+
+    internal Guid ReadGuid() => new(ReadSpan(16));
+
+    private static SerializationException Truncated() => new("The serialized data ends in the middle of a value (truncated or corrupt input).");
+
+    internal static SerializationException Corrupt(string what) => new($"The serialized data is corrupt: it contains {what}.");
+}
+
+/// <summary>Per-message tables of a reader: objects by id (for shared references) and types defined inline.</summary>
+internal sealed class ReaderState
+{
+    public List<object?> Objects { get; } = [];
+
+    public List<TypeEntry> Types { get; } = [];
+
+    public int PendingSlot { get; set; } = -1;
+
+    public void Reset()
+    {
+        Objects.Clear();
+        Types.Clear();
+        PendingSlot = -1;
+    }
+}
+
+internal enum TypeEntryKind : byte
+{
+    Reference,
+    Value,
+    String,
+}
+
+/// <summary>A resolved type on the wire and its converter.</summary>
+internal sealed class TypeEntry(Type type)
+{
+    public Type Type { get; } = type;
+
+    public TypeEntryKind Kind { get; } = type == typeof(string) ? TypeEntryKind.String : type.IsValueType ? TypeEntryKind.Value : TypeEntryKind.Reference;
+
+    private ObjectConverter? _converter;
+
+    public ObjectConverter Converter => _converter ??= Converters.For(Type);
+}

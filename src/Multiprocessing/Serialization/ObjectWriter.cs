@@ -1,0 +1,263 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace Multiprocessing.Serialization;
+
+/// <summary>Writes values into the binary format; handed to <see cref="ObjectConverter{T}.Write"/>.</summary>
+/// <remarks>Values written with <see cref="WriteValue{T}"/> keep object identity (shared references and cycles survive).</remarks>
+public sealed class ObjectWriter
+{
+    private byte[] _buffer;
+    private int _position;
+    private readonly Dictionary<object, int> _objectIds = new(ReferenceEqualityComparer.Instance);
+    private readonly Dictionary<Type, int> _typeIds = [];
+    private Type? _lastType;
+    private ObjectConverter? _lastConverter;
+
+    internal ObjectWriter(int capacity = 256) => _buffer = new byte[capacity];
+
+    /// <summary>The object allowed to cross although its type normally may not (a process being started).</summary>
+    internal object? PrivilegedRoot { get; set; }
+
+    internal ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, _position);
+
+    internal int Length => _position;
+
+    internal void Reset()
+    {
+        _position = 0;
+        if (_objectIds.Count > 0)
+        {
+            _objectIds.Clear();
+        }
+
+        if (_typeIds.Count > 0)
+        {
+            _typeIds.Clear();
+        }
+
+        PrivilegedRoot = null;
+        if (_buffer.Length > 1 << 20)
+        {
+            _buffer = new byte[256]; // do not pin a huge buffer to the thread forever
+        }
+    }
+
+    /// <summary>Writes any value, with its runtime type when <typeparamref name="T"/> is not a value type.</summary>
+    public void WriteValue<T>(T value)
+    {
+        if (typeof(T).IsValueType)
+        {
+            ConverterCache<T>.Instance.Write(this, value);
+        }
+        else
+        {
+            WriteReference(value);
+        }
+    }
+
+    internal void WriteReference(object? value)
+    {
+        if (value is null)
+        {
+            WriteVarUInt(Wire.Null);
+            return;
+        }
+
+        Type type = value.GetType();
+        if (type == typeof(string))
+        {
+            WriteVarUInt(Wire.StringId);
+            WriteStringBody(Unsafe.As<string>(value));
+            return;
+        }
+
+        ObjectConverter converter;
+        if (type == _lastType)
+        {
+            converter = _lastConverter!;
+        }
+        else
+        {
+            converter = Converters.For(type);
+            _lastType = type;
+            _lastConverter = converter;
+        }
+
+        if (!type.IsValueType)
+        {
+            ref int id = ref CollectionsMarshal.GetValueRefOrAddDefault(_objectIds, value, out bool seen);
+            if (seen)
+            {
+                WriteVarUInt(Wire.BackReference);
+                WriteVarUInt((uint)id);
+                return;
+            }
+
+            id = _objectIds.Count - 1;
+        }
+
+        WriteTypeReference(type);
+        converter.WriteObject(this, value);
+    }
+
+    internal void WriteTypeReference(Type type)
+    {
+        if (Wire.BuiltinIds.TryGetValue(type, out int id) || _typeIds.TryGetValue(type, out id))
+        {
+            WriteVarUInt((uint)id);
+            return;
+        }
+
+        WriteVarUInt(Wire.InlineType);
+        if (type.IsSZArray)
+        {
+            WriteByte(Wire.KindArray);
+            WriteTypeReference(type.GetElementType()!);
+        }
+        else if (type.IsArray)
+        {
+            WriteByte(Wire.KindMultiArray);
+            WriteTypeReference(type.GetElementType()!);
+            WriteVarUInt((uint)type.GetArrayRank());
+        }
+        else if (type.IsConstructedGenericType)
+        {
+            WriteByte(Wire.KindGeneric);
+            WriteTypeReference(type.GetGenericTypeDefinition());
+            Type[] arguments = type.GenericTypeArguments;
+            WriteVarUInt((uint)arguments.Length);
+            foreach (Type argument in arguments)
+            {
+                WriteTypeReference(argument);
+            }
+        }
+        else
+        {
+            if (type.IsGenericParameter || type.IsPointer || type.IsByRef || type.IsFunctionPointer || type.FullName is null)
+            {
+                throw new CrossingException(type, "has no name another process can resolve");
+            }
+
+            WriteByte(Wire.KindNamed);
+            WriteString(type.Assembly.GetName().Name);
+            WriteString(type.FullName);
+        }
+
+        _typeIds[type] = Wire.FirstDynamicId + _typeIds.Count;
+    }
+
+    /// <summary>Writes one byte.</summary>
+    public void WriteByte(byte value)
+    {
+        if (_position >= _buffer.Length)
+        {
+            Grow(1);
+        }
+
+        _buffer[_position++] = value;
+    }
+
+    /// <summary>Writes a bool as one byte.</summary>
+    public void WriteBoolean(bool value) => WriteByte(value ? (byte)1 : (byte)0);
+
+    /// <summary>Writes a 32-bit integer, little-endian.</summary>
+    public void WriteInt32(int value) => WriteRaw(value);
+
+    /// <summary>Writes a 64-bit integer, little-endian.</summary>
+    public void WriteInt64(long value) => WriteRaw(value);
+
+    /// <summary>Writes a double, little-endian.</summary>
+    public void WriteDouble(double value) => WriteRaw(value);
+
+    /// <summary>Writes an unsigned integer in 1–10 bytes (LEB128).</summary>
+    public void WriteVarUInt(ulong value)
+    {
+        if (_buffer.Length - _position < 10)
+        {
+            Grow(10);
+        }
+
+        while (value >= 0x80)
+        {
+            _buffer[_position++] = (byte)(value | 0x80);
+            value >>= 7;
+        }
+
+        _buffer[_position++] = (byte)value;
+    }
+
+    /// <summary>Writes a string or null.</summary>
+    public void WriteString(string? value)
+    {
+        if (value is null)
+        {
+            WriteVarUInt(0);
+            return;
+        }
+
+        WriteVarUInt(1);
+        WriteStringBody(value);
+    }
+
+    internal void WriteStringBody(string value)
+    {
+        WriteVarUInt((uint)value.Length);
+        WriteSpan(MemoryMarshal.AsBytes(value.AsSpan()));
+    }
+
+    /// <summary>Writes a length-prefixed byte block.</summary>
+    public void WriteBytes(ReadOnlySpan<byte> value)
+    {
+        WriteVarUInt((uint)value.Length);
+        WriteSpan(value);
+    }
+
+    internal void WriteSpan(ReadOnlySpan<byte> value)
+    {
+        if (_buffer.Length - _position < value.Length)
+        {
+            Grow(value.Length);
+        }
+
+        value.CopyTo(_buffer.AsSpan(_position));
+        _position += value.Length;
+    }
+
+    internal void WriteRaw<T>(T value)
+    {
+        int size = Unsafe.SizeOf<T>();
+        if (_buffer.Length - _position < size)
+        {
+            Grow(size);
+        }
+
+        Unsafe.WriteUnaligned(ref _buffer[_position], value);
+        _position += size;
+    }
+
+    internal void WriteGuid(Guid value)
+    {
+        if (_buffer.Length - _position < 16)
+        {
+            Grow(16);
+        }
+
+        value.TryWriteBytes(_buffer.AsSpan(_position));
+        _position += 16;
+    }
+
+    internal void WriteInt32BigEndianAt(int offset, int value) => BinaryPrimitives.WriteInt32BigEndian(_buffer.AsSpan(offset), value);
+
+    private void Grow(int needed)
+    {
+        int size = Math.Max(_buffer.Length * 2, _position + needed);
+        if ((uint)size > (uint)Array.MaxLength)
+        {
+            size = Math.Max(_position + needed, Array.MaxLength);
+        }
+
+        Array.Resize(ref _buffer, size);
+    }
+}

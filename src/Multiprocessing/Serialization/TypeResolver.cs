@@ -1,0 +1,127 @@
+using System.Collections.Concurrent;
+using System.Reflection;
+using System.Runtime.Serialization;
+
+namespace Multiprocessing.Serialization;
+
+/// <summary>
+/// Turns type names from the wire into types, only from assemblies that belong to this application (already loaded,
+/// or listed among its trusted platform assemblies); anything else is a clear error, never an arbitrary load.
+/// </summary>
+internal static class TypeResolver
+{
+    private static readonly ConcurrentDictionary<(string Assembly, string Name), Type> s_types = new();
+    private static readonly ConcurrentDictionary<string, Assembly> s_assemblies = new(StringComparer.Ordinal);
+    private static readonly Lazy<HashSet<string>> s_applicationAssemblies = new(ReadTrustedAssemblyNames);
+
+    public static Type Resolve(string assemblyName, string fullName)
+    {
+        if (s_types.TryGetValue((assemblyName, fullName), out Type? cached))
+        {
+            return cached;
+        }
+
+        Assembly assembly = ResolveAssembly(assemblyName);
+        Type type = assembly.GetType(fullName, throwOnError: false, ignoreCase: false)
+            ?? throw new SerializationException($"Type '{fullName}' was not found in assembly '{assemblyName}' (is this process running a different build?).");
+        s_types.TryAdd((assemblyName, fullName), type);
+        return type;
+    }
+
+    private static Assembly ResolveAssembly(string name)
+    {
+        if (s_assemblies.TryGetValue(name, out Assembly? known))
+        {
+            return known;
+        }
+
+        foreach (Assembly loaded in AppDomain.CurrentDomain.GetAssemblies())
+        {
+            if (!loaded.IsDynamic && string.Equals(loaded.GetName().Name, name, StringComparison.Ordinal))
+            {
+                return s_assemblies.GetOrAdd(name, loaded);
+            }
+        }
+
+        if (!s_applicationAssemblies.Value.Contains(name))
+        {
+            throw new SerializationException($"Assembly '{name}' is not part of this application, so types from it are not materialized.");
+        }
+
+        try
+        {
+            return s_assemblies.GetOrAdd(name, Assembly.Load(new AssemblyName(name)));
+        }
+        catch (Exception ex) when (ex is FileNotFoundException or FileLoadException or BadImageFormatException)
+        {
+            throw new SerializationException($"Assembly '{name}' could not be loaded: {ex.Message}", ex);
+        }
+    }
+
+    private static HashSet<string> ReadTrustedAssemblyNames()
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal);
+        if (AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES") is string list)
+        {
+            foreach (string path in list.Split(Path.PathSeparator, StringSplitOptions.RemoveEmptyEntries))
+            {
+                names.Add(Path.GetFileNameWithoutExtension(path));
+            }
+        }
+
+        return names;
+    }
+
+    public static Type MakeArray(Type element, int rank, bool sz)
+    {
+        if (rank is < 1 or > 32 || element.IsByRef || element.IsPointer || element == typeof(void) || element.IsByRefLike || element.ContainsGenericParameters)
+        {
+            throw ObjectReader.Corrupt($"an invalid array type of {element}");
+        }
+
+        return sz ? element.MakeArrayType() : element.MakeArrayType(rank);
+    }
+
+    public static Type MakeGeneric(Type definition, Type[] arguments)
+    {
+        if (!definition.IsGenericTypeDefinition || definition.GetGenericArguments().Length != arguments.Length)
+        {
+            throw ObjectReader.Corrupt($"an invalid generic instantiation of {definition}");
+        }
+
+        try
+        {
+            return definition.MakeGenericType(arguments);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new SerializationException($"Cannot instantiate {definition} with [{string.Join(", ", arguments.Select(TypeNames.Display))}]: {ex.Message}", ex);
+        }
+    }
+}
+
+/// <summary>Readable type names for error messages (C#-like, without assembly qualification).</summary>
+internal static class TypeNames
+{
+    public static string Display(Type type)
+    {
+        if (type.IsArray)
+        {
+            return Display(type.GetElementType()!) + "[" + new string(',', type.GetArrayRank() - 1) + "]";
+        }
+
+        if (!type.IsGenericType)
+        {
+            return (type.FullName ?? type.Name).Replace('+', '.');
+        }
+
+        string name = (type.GetGenericTypeDefinition().FullName ?? type.Name).Replace('+', '.');
+        int tick = name.IndexOf('`', StringComparison.Ordinal);
+        if (tick >= 0)
+        {
+            name = name[..tick];
+        }
+
+        return name + "<" + string.Join(", ", type.GetGenericArguments().Select(Display)) + ">";
+    }
+}

@@ -1,0 +1,234 @@
+using System.Collections;
+using System.Reflection;
+using System.Runtime.CompilerServices;
+using Multiprocessing.Platform;
+
+namespace Multiprocessing.Spawning;
+
+/// <summary>
+/// Starts children: the parent's own command line is run again with a startup hook that takes over before <c>Main</c>
+/// and a control channel on a known descriptor. Keeps one spare child started ahead of need (forkserver's idea).
+/// </summary>
+internal static class ChildLauncher
+{
+    public const string ChildVariable = "MULTIPROCESSING_CHILD_FD";
+    public const string PreviousHooksVariable = "MULTIPROCESSING_PREVIOUS_STARTUP_HOOKS";
+    public const string StartupHooksVariable = "DOTNET_STARTUP_HOOKS";
+    public const int ControlFd = 3;
+
+    private static readonly Lock s_spareGate = new();
+    private static Spare? s_spare;
+    private static bool s_spareLaunching;
+    private static string[]? s_commandLine;
+
+    public static bool KeepSpare { get; set; } = true;
+
+    private sealed record Spare(LaunchedChild Child, string[] Environment, string WorkingDirectory);
+
+    /// <summary>Hands <paramref name="startFrame"/> to a spare child, or to a new one, and makes <paramref name="onExit"/> its exit handler.</summary>
+    public static LaunchedChild Launch(byte[] startFrame, Process process, Action<LaunchedChild> onExit)
+    {
+        EnsureBootstrapPossible();
+        string[] environment = ChildEnvironment();
+        LaunchedChild? child = TakeSpare(environment, onExit);
+        if (child is null)
+        {
+            child = Spawn(environment);
+            _ = child.TryAssignOwner(onExit);
+        }
+
+        // A child that dies before reading its request still reports its exit status through the watcher.
+        _ = child.Control.TrySendAll(startFrame);
+        return child;
+    }
+
+    /// <summary>Refills the spare in the background, primed with the assemblies <paramref name="process"/> needed.</summary>
+    public static void AfterStart(Process process)
+    {
+        if (!KeepSpare)
+        {
+            return;
+        }
+
+        lock (s_spareGate)
+        {
+            if (s_spare is not null || s_spareLaunching)
+            {
+                return;
+            }
+
+            s_spareLaunching = true;
+        }
+
+        string[] preload = AssembliesOf(process);
+        ThreadPool.UnsafeQueueUserWorkItem(_ => LaunchSpare(preload), null);
+    }
+
+    private static void LaunchSpare(string[] preload)
+    {
+        try
+        {
+            string[] environment = ChildEnvironment();
+            LaunchedChild child = Spawn(environment);
+            var spare = new Spare(child, environment, Environment.CurrentDirectory);
+            _ = child.TryAssignOwner(c =>
+            {
+                lock (s_spareGate)
+                {
+                    if (ReferenceEquals(s_spare, spare))
+                    {
+                        s_spare = null;
+                    }
+                }
+
+                c.Sentinel.Dispose();
+            });
+            _ = child.Control.TrySendAll(ChildProtocol.Frame(ChildProtocol.Preload, preload));
+            lock (s_spareGate)
+            {
+                if (KeepSpare && !s_discarded)
+                {
+                    s_spare = spare;
+                    return;
+                }
+            }
+
+            _ = ProcessBackend.Current.Signal(child.Sentinel, ProcessBackend.Current.KillSignal);
+        }
+        catch (Exception ex)
+        {
+            Console.Error.WriteLine($"Multiprocessing: could not start a spare child: {ex.Message}");
+        }
+        finally
+        {
+            lock (s_spareGate)
+            {
+                s_spareLaunching = false;
+            }
+        }
+    }
+
+    private static bool s_discarded;
+
+    private static LaunchedChild? TakeSpare(string[] environment, Action<LaunchedChild> onExit)
+    {
+        Spare? spare;
+        lock (s_spareGate)
+        {
+            spare = s_spare;
+            s_spare = null;
+        }
+
+        if (spare is null)
+        {
+            return null;
+        }
+
+        if (spare.Environment.AsSpan().SequenceEqual(environment) && spare.WorkingDirectory == Environment.CurrentDirectory
+            && spare.Child.TryAssignOwner(onExit))
+        {
+            return spare.Child;
+        }
+
+        // Started under another environment or directory, or already dead: not a faithful child any more.
+        _ = ProcessBackend.Current.Signal(spare.Child.Sentinel, ProcessBackend.Current.KillSignal);
+        return null;
+    }
+
+    /// <summary>Stops the spare for good (at exit).</summary>
+    public static void DiscardSpare()
+    {
+        Spare? spare;
+        lock (s_spareGate)
+        {
+            s_discarded = true;
+            spare = s_spare;
+            s_spare = null;
+        }
+
+        if (spare is not null)
+        {
+            _ = ProcessBackend.Current.Signal(spare.Child.Sentinel, ProcessBackend.Current.KillSignal);
+        }
+    }
+
+    private static LaunchedChild Spawn(string[] environment)
+    {
+        string[] commandLine = s_commandLine ??= ReadCommandLine();
+        string executable = Environment.ProcessPath ?? throw new PlatformNotSupportedException("The path of the running executable is unknown, so a child cannot be started.");
+        IProcessBackend backend = ProcessBackend.Current;
+        LaunchedChild child = backend.Launch(executable, commandLine, environment, ControlFd, ChildProtocol.FindExit);
+        backend.Watch(child);
+        return child;
+    }
+
+    /// <summary>The full command line of this process, host arguments included (<c>exec --runtimeconfig …</c> under a test host).</summary>
+    private static string[] ReadCommandLine()
+    {
+        if (OperatingSystem.IsLinux())
+        {
+            string raw = File.ReadAllText("/proc/self/cmdline");
+            return raw.Split('\0', StringSplitOptions.None)[..^1];
+        }
+
+        return Environment.GetCommandLineArgs();
+    }
+
+    /// <summary>This process's environment plus the bootstrap variables, sorted so spares can be compared.</summary>
+    private static string[] ChildEnvironment()
+    {
+        var variables = new SortedDictionary<string, string>(StringComparer.Ordinal);
+        foreach (DictionaryEntry entry in Environment.GetEnvironmentVariables())
+        {
+            variables[(string)entry.Key] = (string?)entry.Value ?? "";
+        }
+
+        variables.Remove(ChildVariable);
+        variables.Remove(PreviousHooksVariable);
+        string hook = HookAssembly();
+        if (variables.TryGetValue(StartupHooksVariable, out string? existing) && existing.Length > 0)
+        {
+            variables[PreviousHooksVariable] = existing;
+            variables[StartupHooksVariable] = existing + Path.PathSeparator + hook;
+        }
+        else
+        {
+            variables[StartupHooksVariable] = hook;
+        }
+
+        variables[ChildVariable] = ControlFd.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return variables.Select(pair => pair.Key + "=" + pair.Value).ToArray();
+    }
+
+    private static string HookAssembly()
+    {
+        string location = typeof(ChildLauncher).Assembly.Location;
+        return location.Length > 0 ? location : typeof(ChildLauncher).Assembly.GetName().Name!;
+    }
+
+    private static string[] AssembliesOf(Process process)
+    {
+        var names = new HashSet<string>(StringComparer.Ordinal) { process.GetType().Assembly.GetName().Name! };
+        if (process.SnapshotForChild().Target is { } target)
+        {
+            names.Add(target.Method.Module.Assembly.GetName().Name!);
+        }
+
+        return names.ToArray();
+    }
+
+    /// <summary>Throws when children could not take over before <c>Main</c> and <see cref="Process.RunIfChild"/> was not called.</summary>
+    public static void EnsureBootstrapPossible()
+    {
+        bool hooks = RuntimeFeature.IsDynamicCodeSupported
+            && (!AppContext.TryGetSwitch("System.StartupHookProvider.IsSupported", out bool supported) || supported);
+        if (!hooks && !ChildBootstrap.MainCalledRunIfChild)
+        {
+            throw new InvalidOperationException(
+                "This app cannot start child processes yet: startup hooks are disabled (a trimmed or NativeAOT build), so a child would run Main. "
+                + "Add 'Multiprocessing.Process.RunIfChild();' as the first statement of Main.");
+        }
+    }
+
+    internal static Assembly LibraryAssembly => typeof(ChildLauncher).Assembly;
+}

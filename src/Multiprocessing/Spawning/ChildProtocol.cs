@@ -1,0 +1,141 @@
+using System.Buffers.Binary;
+using Multiprocessing.Platform;
+using Multiprocessing.Serialization;
+
+namespace Multiprocessing.Spawning;
+
+/// <summary>
+/// The control channel's framing: a 4-byte little-endian length, a kind byte, then the body. Down the channel go a
+/// preload hint (for a spare child) and the start request; up it comes the report of an unhandled exception.
+/// </summary>
+internal static class ChildProtocol
+{
+    public const byte Preload = 1;
+    public const byte Start = 2;
+    public const byte Error = 3;
+    public const byte Exit = 4;
+
+    private const int MaximumFrame = 1 << 30;
+
+    /// <summary>Serializes <paramref name="body"/> into one frame; <paramref name="privileged"/> may cross although it is a Process.</summary>
+    public static byte[] Frame<T>(byte kind, T body, object? privileged = null, string? root = null)
+    {
+        ObjectWriter writer = BinarySerializer.Rent();
+        try
+        {
+            writer.WriteInt32(0);
+            writer.WriteByte(kind);
+            writer.PrivilegedRoot = privileged;
+            BinarySerializer.WriteMessage(writer, body, root);
+            byte[] frame = writer.WrittenSpan.ToArray();
+            BinaryPrimitives.WriteInt32LittleEndian(frame, frame.Length - 4);
+            return frame;
+        }
+        finally
+        {
+            BinarySerializer.Return(writer);
+        }
+    }
+
+    /// <summary>The last frame a child sends: its exit code, right before it exits.</summary>
+    public static byte[] ExitFrame(int exitCode)
+    {
+        var frame = new byte[9];
+        BinaryPrimitives.WriteInt32LittleEndian(frame, 5);
+        frame[4] = Exit;
+        BinaryPrimitives.WriteInt32LittleEndian(frame.AsSpan(5), exitCode);
+        return frame;
+    }
+
+    /// <summary>The exit code a child declared, if its exit frame has arrived.</summary>
+    public static int? FindExit(MemoryStream received)
+    {
+        ReadOnlySpan<byte> data = received.GetBuffer().AsSpan(0, (int)received.Length);
+        int offset = 0;
+        while (data.Length - offset >= 5)
+        {
+            int length = BinaryPrimitives.ReadInt32LittleEndian(data[offset..]);
+            if (length < 1 || length > data.Length - offset - 4)
+            {
+                return null;
+            }
+
+            if (data[offset + 4] == Exit && length == 5)
+            {
+                return BinaryPrimitives.ReadInt32LittleEndian(data[(offset + 5)..]);
+            }
+
+            offset += 4 + length;
+        }
+
+        return null;
+    }
+
+    /// <summary>Reads one frame; null at end of stream.</summary>
+    public static (byte Kind, byte[] Body)? Read(IControlChannel channel)
+    {
+        Span<byte> header = stackalloc byte[5];
+        if (!channel.TryReadExactly(header))
+        {
+            return null;
+        }
+
+        int length = BinaryPrimitives.ReadInt32LittleEndian(header);
+        if (length is < 1 or > MaximumFrame)
+        {
+            throw new InvalidDataException($"Bad control frame length {length}.");
+        }
+
+        var body = new byte[length - 1];
+        return channel.TryReadExactly(body) ? (header[4], body) : null;
+    }
+
+    /// <summary>Splits what a child wrote into frames, ignoring a torn last one.</summary>
+    public static IEnumerable<(byte Kind, byte[] Body)> Parse(byte[] data)
+    {
+        int offset = 0;
+        while (data.Length - offset >= 5)
+        {
+            int length = BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(offset));
+            if (length < 1 || length > data.Length - offset - 4)
+            {
+                yield break;
+            }
+
+            yield return (data[offset + 4], data.AsSpan(offset + 5, length - 1).ToArray());
+            offset += 4 + length;
+        }
+    }
+}
+
+/// <summary>What a child needs to become the process its parent started.</summary>
+internal sealed class StartRequest
+{
+    public required string ParentName { get; init; }
+
+    public required int ParentPid { get; init; }
+
+    public string? SerializerType { get; init; }
+
+    public required Process Process { get; init; }
+}
+
+/// <summary>Writes a start request flat, so error paths begin at the process rather than at the envelope.</summary>
+internal sealed class StartRequestConverter : ObjectConverter<StartRequest>
+{
+    public override void Write(ObjectWriter writer, StartRequest value)
+    {
+        writer.WriteString(value.ParentName);
+        writer.WriteInt32(value.ParentPid);
+        writer.WriteString(value.SerializerType);
+        writer.WriteValue(value.Process);
+    }
+
+    public override StartRequest Read(ref ObjectReader reader) => new()
+    {
+        ParentName = reader.ReadString() ?? "",
+        ParentPid = reader.ReadInt32(),
+        SerializerType = reader.ReadString(),
+        Process = reader.ReadValue<Process>() ?? throw new InvalidDataException("A start request without a process."),
+    };
+}
