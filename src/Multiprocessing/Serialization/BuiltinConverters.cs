@@ -44,6 +44,8 @@ internal sealed class NullableConverter<T> : ObjectConverter<T?>
 /// <summary>A value that may not cross: writing it fails with the reason; reading it is refused too.</summary>
 internal sealed class RejectConverter<T>(string reason) : ObjectConverter<T>
 {
+    internal override bool Refuses(ObjectWriter writer, object value) => true;
+
     public override void Write(ObjectWriter writer, T value) => throw new CrossingException(value?.GetType() ?? typeof(T), reason);
 
     public override T Read(ref ObjectReader reader) => throw new System.Runtime.Serialization.SerializationException($"The data holds a {TypeNames.Display(typeof(T))}, which {reason}.");

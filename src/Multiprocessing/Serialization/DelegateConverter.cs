@@ -44,14 +44,42 @@ internal sealed class DelegateConverter<T> : ObjectConverter<T>
             }
 
             writer.WriteString(method.Name);
+            HashSet<(Module, int)>? outerUses = writer.ClosureUses;
             try
             {
-                writer.WriteValue(invocation.Target);
+                object? target = invocation.Target;
+                writer.ClosureUses = target is not null && ClosureAnalysis.IsClosure(target.GetType()) ? ClosureAnalysis.UsedFields(method) : null;
+                ThrowIfNeededFieldWasSkipped(writer, target);
+                writer.WriteValue(target);
             }
             catch (CrossingException ex)
             {
                 ex.AddStep(MethodResolver.Describe(method));
                 throw;
+            }
+            finally
+            {
+                writer.ClosureUses = outerUses;
+            }
+        }
+    }
+
+    /// <summary>A closure written earlier for another lambda may lack a field this lambda reads: then it fails as it would have.</summary>
+    private static void ThrowIfNeededFieldWasSkipped(ObjectWriter writer, object? target)
+    {
+        if (target is null || writer.SkippedClosureFields is not { } skipped || !writer.HasWritten(target))
+        {
+            return;
+        }
+
+        foreach (KeyValuePair<object, List<((Module, int) Field, CrossingException Error)>> entry in skipped)
+        {
+            foreach (((Module, int) field, CrossingException error) in entry.Value)
+            {
+                if (writer.ClosureUses is null || writer.ClosureUses.Contains(field))
+                {
+                    throw error;
+                }
             }
         }
     }

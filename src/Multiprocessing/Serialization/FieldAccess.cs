@@ -106,22 +106,30 @@ internal static class FieldAccess
 }
 
 /// <summary>A pointer-typed field: it can never cross.</summary>
-internal sealed class PointerFieldSerializer(FieldInfo field) : FieldSerializer
+internal sealed class PointerFieldSerializer(FieldInfo pointerField) : FieldSerializer
 {
+    public override FieldInfo Field => pointerField;
+
+    public override string Description => FieldAccess.Describe(pointerField);
+
     public override void Write(ObjectWriter writer, object owner)
     {
-        var ex = new CrossingException(field.FieldType, NonCrossable.Reason(field.FieldType)!);
-        ex.AddStep(FieldAccess.Describe(field));
+        var ex = new CrossingException(pointerField.FieldType, NonCrossable.Reason(pointerField.FieldType)!);
+        ex.AddStep(FieldAccess.Describe(pointerField));
         throw ex;
     }
 
     public override void Read(ref ObjectReader reader, object owner)
-        => throw new System.Runtime.Serialization.SerializationException($"Field '{field.Name}' of {TypeNames.Display(field.DeclaringType!)} is a pointer and cannot be read.");
+        => throw new System.Runtime.Serialization.SerializationException($"Field '{pointerField.Name}' of {TypeNames.Display(pointerField.DeclaringType!)} is a pointer and cannot be read.");
 }
 
 /// <summary>Writes and reads one field of an object whose type is known only at run time.</summary>
 internal abstract class FieldSerializer
 {
+    public abstract FieldInfo Field { get; }
+
+    public abstract string Description { get; }
+
     public abstract void Write(ObjectWriter writer, object owner);
 
     public abstract void Read(ref ObjectReader reader, object owner);
@@ -139,6 +147,10 @@ internal sealed class FieldSerializer<TField> : FieldSerializer
     private Action<object, TField>? _set;
     private int _reads;
     private int _writes;
+
+    public override FieldInfo Field => _field;
+
+    public override string Description => _description;
 
     public FieldSerializer(FieldInfo field)
     {
@@ -201,14 +213,48 @@ internal sealed class FieldSerializer<TField> : FieldSerializer
 /// <summary>Classes and structs in general: every instance field, private and readonly ones included.</summary>
 internal sealed class FieldsConverter<T> : ObjectConverter<T>
 {
+    private static readonly bool s_closure = ClosureAnalysis.IsClosure(typeof(T));
+
     private readonly FieldSerializer[] _fields = FieldAccess.Serializers(FieldAccess.InstanceFields(typeof(T), null));
 
     public override void Write(ObjectWriter writer, T value)
     {
         object boxed = value!;
+        if (s_closure)
+        {
+            WriteClosure(writer, boxed);
+            return;
+        }
+
         foreach (FieldSerializer field in _fields)
         {
             field.Write(writer, boxed);
+        }
+    }
+
+    /// <summary>Each closure field is preceded by a presence byte: a refused value the lambda never reads is left out.</summary>
+    private void WriteClosure(ObjectWriter writer, object closure)
+    {
+        foreach (FieldSerializer field in _fields)
+        {
+            if (writer.ClosureUses is { } uses && !uses.Contains(ClosureAnalysis.Key(field.Field))
+                && field.Field.GetValue(closure) is { } value && Converters.For(value.GetType()).Refuses(writer, value))
+            {
+                var error = new CrossingException(value.GetType(), NonCrossable.Reason(value.GetType()) ?? "cannot cross a process boundary");
+                error.AddStep(field.Description);
+                writer.SkippedClosureFields ??= new(ReferenceEqualityComparer.Instance);
+                if (!writer.SkippedClosureFields.TryGetValue(closure, out var skipped))
+                {
+                    writer.SkippedClosureFields[closure] = skipped = [];
+                }
+
+                skipped.Add((ClosureAnalysis.Key(field.Field), error));
+                writer.WriteByte(0);
+                continue;
+            }
+
+            writer.WriteByte(1);
+            field.Write(writer, closure);
         }
     }
 
@@ -222,7 +268,10 @@ internal sealed class FieldsConverter<T> : ObjectConverter<T>
 
         foreach (FieldSerializer field in _fields)
         {
-            field.Read(ref reader, instance);
+            if (!s_closure || reader.ReadByte() == 1)
+            {
+                field.Read(ref reader, instance);
+            }
         }
 
         return (T)instance;

@@ -13,6 +13,9 @@ public abstract class ObjectConverter
     internal abstract void WriteObject(ObjectWriter writer, object value);
 
     internal abstract object? ReadObject(ref ObjectReader reader);
+
+    /// <summary>Whether writing <paramref name="value"/> would be refused outright (a stream, a thread, a process…).</summary>
+    internal virtual bool Refuses(ObjectWriter writer, object value) => false;
 }
 
 /// <summary>Writes and reads values of <typeparamref name="T"/>; subclass it to control how a type crosses a process.</summary>

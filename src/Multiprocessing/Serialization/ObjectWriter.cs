@@ -20,6 +20,14 @@ public sealed class ObjectWriter
     /// <summary>The object allowed to cross although its type normally may not (a process being started).</summary>
     internal object? PrivilegedRoot { get; set; }
 
+    /// <summary>The closure fields the lambda whose target is being written reads; null when unknown or not in a closure.</summary>
+    internal HashSet<(System.Reflection.Module, int)>? ClosureUses { get; set; }
+
+    /// <summary>Closure fields skipped because their value could not cross and the lambda being written did not read them.</summary>
+    internal Dictionary<object, List<((System.Reflection.Module, int) Field, CrossingException Error)>>? SkippedClosureFields { get; set; }
+
+    internal bool HasWritten(object value) => _objectIds.ContainsKey(value);
+
     internal ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, _position);
 
     internal int Length => _position;
@@ -38,6 +46,8 @@ public sealed class ObjectWriter
         }
 
         PrivilegedRoot = null;
+        ClosureUses = null;
+        SkippedClosureFields = null;
         if (_buffer.Length > 1 << 20)
         {
             _buffer = new byte[256]; // do not pin a huge buffer to the thread forever

@@ -15,6 +15,8 @@ internal sealed class ProcessConverter<T> : ObjectConverter<T>
     public static ObjectConverter? Provide(Type type)
         => typeof(Process).IsAssignableFrom(type) ? (ObjectConverter)Activator.CreateInstance(typeof(ProcessConverter<>).MakeGenericType(type))! : null;
 
+    internal override bool Refuses(ObjectWriter writer, object value) => !ReferenceEquals(writer.PrivilegedRoot, value);
+
     public override void Write(ObjectWriter writer, T value)
     {
         if (!ReferenceEquals(writer.PrivilegedRoot, value))

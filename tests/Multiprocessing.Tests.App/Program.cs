@@ -1,0 +1,33 @@
+// Started by the tests in each launch mode (dotnet app.dll, the apphost, dotnet run) to show that children work
+// without Main running in them: Main prints MAIN once; the child prints its own line.
+using mp = Multiprocessing;
+
+Console.WriteLine("MAIN " + Environment.ProcessId);
+string mode = args.Length > 0 ? args[0] : "hello";
+switch (mode)
+{
+    case "hello":
+        var p = new mp.Process(() => Console.WriteLine($"CHILD {mp.Process.Current.Name} parent={mp.Process.Parent?.Pid}"));
+        p.Start();
+        p.Join();
+        Console.WriteLine("EXIT " + p.ExitCode);
+        break;
+    case "fail":
+        var failing = new mp.Process(() => throw new InvalidOperationException("child failed on purpose"));
+        failing.Start();
+        failing.Join();
+        Console.WriteLine("EXIT " + failing.ExitCode);
+        break;
+    case "lifetime":
+        // Leaves Main without joining: the exit handler must terminate the daemon child and join the other one.
+        string dir = args[1];
+        var daemon = new mp.Process(() => Thread.Sleep(60_000), daemon: true);
+        var worker = new mp.Process(() => { Thread.Sleep(300); File.WriteAllText(Path.Combine(dir, "worker.done"), "done"); });
+        daemon.Start();
+        worker.Start();
+        Console.WriteLine($"DAEMON {daemon.Pid}");
+
+        // Registered after the library's own exit handler, so it runs after it and sees what it did.
+        AppDomain.CurrentDomain.ProcessExit += (_, _) => Console.WriteLine($"AFTER daemon={daemon.ExitCode} worker={worker.ExitCode}");
+        break;
+}

@@ -1,0 +1,48 @@
+using System.Runtime.Serialization;
+using Multiprocessing.Serialization;
+using mp = Multiprocessing;
+
+namespace Multiprocessing.Tests;
+
+/// <summary>C# shares one closure object among the lambdas of a scope; only what a lambda reads must be able to cross.</summary>
+public sealed class ClosureCaptureTests
+{
+    [Fact]
+    public void A_sibling_lambdas_uncrossable_capture_does_not_block_a_target()
+    {
+        using var scratch = new ScratchDirectory();
+        string path = scratch.File("out");
+        using var log = new StreamWriter(new MemoryStream());
+        var first = new mp.Process(() => File.WriteAllText(path, "ran"));
+        Action usesLog = () => log.WriteLine(first.Name); // same scope: the closure also holds `log` and `first`
+        Bounded.Run(first);
+        Assert.Equal("ran", File.ReadAllText(path));
+        Assert.NotNull(usesLog);
+    }
+
+    [Fact]
+    public void The_lambda_that_reads_the_capture_still_fails()
+    {
+        using var log = new StreamWriter(new MemoryStream());
+        int unused = 1;
+        Action reads = () => log.WriteLine(unused);
+        var ex = Assert.Throws<SerializationException>(() => BinarySerializer.Default.Serialize(reads));
+        Assert.Contains("closure field 'log'", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void A_closure_sent_once_for_two_lambdas_fails_if_either_reads_the_skipped_capture()
+    {
+        using var log = new StreamWriter(new MemoryStream());
+        int number = 5;
+        Func<int> pure = () => number;
+        Action impure = () => log.WriteLine(number);
+        Func<int> copy = BinarySerializer.Default.Deserialize<Func<int>>(BinarySerializer.Default.Serialize(pure));
+        Assert.Equal(5, copy());
+
+        // Built outside the assertion's lambda, which would otherwise capture both delegates into the same closure.
+        var both = new List<Delegate> { pure, impure };
+        var ex = Assert.Throws<SerializationException>(() => BinarySerializer.Default.Serialize(both));
+        Assert.Contains("closure field 'log'", ex.Message, StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,62 @@
+using System.Runtime.InteropServices;
+using Multiprocessing.Platform;
+using mp = Multiprocessing;
+
+namespace Multiprocessing.Tests;
+
+/// <summary>Bounded waits, so a bug fails a test instead of hanging the run.</summary>
+internal static class Bounded
+{
+    public static readonly TimeSpan Long = TimeSpan.FromSeconds(60);
+
+    public static void Join(mp.Process process) => Assert.True(process.Join(Long), $"{process.Name} did not end within {Long}");
+
+    public static void Run(mp.Process process)
+    {
+        process.Start();
+        Join(process);
+    }
+
+    /// <summary>Waits for a process we did not start (a grandchild) to end; true if it did within the timeout or was already gone.</summary>
+    public static bool ProcessEnds(int pid, TimeSpan timeout)
+    {
+        using SafeHandle? sentinel = ProcessBackend.Current.OpenSentinel(pid);
+        return sentinel is null || ProcessBackend.Current.WaitSentinel(sentinel, timeout);
+    }
+
+    /// <summary>Runs an external command and returns its exit code, stdout and stderr.</summary>
+    public static (int ExitCode, string Output, string Error) Command(string file, params string[] arguments)
+    {
+        var info = new System.Diagnostics.ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        using var process = System.Diagnostics.Process.Start(info)!;
+        Task<string> output = process.StandardOutput.ReadToEndAsync();
+        Task<string> error = process.StandardError.ReadToEndAsync();
+        if (!process.WaitForExit(TimeSpan.FromSeconds(120)))
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"{file} {string.Join(' ', arguments)} did not finish");
+        }
+
+        process.WaitForExit();
+        return (process.ExitCode, output.Result, error.Result);
+    }
+}
+
+/// <summary>A scratch directory children write their observations into.</summary>
+internal sealed class ScratchDirectory : IDisposable
+{
+    public ScratchDirectory() => Directory.CreateDirectory(Path);
+
+    public string Path { get; } = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "mp-tests-" + Guid.NewGuid().ToString("N"));
+
+    public string File(string name) => System.IO.Path.Combine(Path, name);
+
+    public string Read(string name) => System.IO.File.ReadAllText(File(name));
+
+    public void Dispose() => Directory.Delete(Path, recursive: true);
+}
