@@ -2,11 +2,36 @@
 // without Main running in them: Main prints MAIN once; the child prints its own line.
 using mp = Multiprocessing;
 
-Console.WriteLine("MAIN " + Environment.ProcessId);
 string mode = args.Length > 0 ? args[0] : "hello";
+if (mode == "main-bootstrap")
+{
+    // What a trimmed or NativeAOT app does: children come through Main, so this must be its first statement.
+    mp.Process.RunIfChild();
+}
+
+Console.WriteLine("MAIN " + Environment.ProcessId);
+if (mode is "no-hooks" or "main-bootstrap")
+{
+    // Pretend startup hooks are trimmed away, as StartupHookSupport=false does.
+    AppContext.SetSwitch("System.StartupHookProvider.IsSupported", false);
+}
+
 switch (mode)
 {
+    case "no-hooks":
+        try
+        {
+            new mp.Process(() => { }).Start();
+            Console.WriteLine("STARTED");
+        }
+        catch (InvalidOperationException ex)
+        {
+            Console.WriteLine("REFUSED " + ex.Message);
+        }
+
+        break;
     case "hello":
+    case "main-bootstrap":
         var p = new mp.Process(() => Console.WriteLine($"CHILD {mp.Process.Current.Name} parent={mp.Process.Parent?.Pid}"));
         p.Start();
         p.Join();

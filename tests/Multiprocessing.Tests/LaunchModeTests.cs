@@ -52,6 +52,19 @@ public sealed partial class LaunchModeTests
     }
 
     [Fact]
+    public void Without_startup_hooks_Start_says_what_to_add_to_Main()
+    {
+        (int exitCode, string output, string error) = Bounded.Command(s_dotnet, s_appDll, "no-hooks");
+        Assert.True(exitCode == 0, output + error);
+        Assert.Contains("REFUSED", output, StringComparison.Ordinal);
+        Assert.Contains("Multiprocessing.Process.RunIfChild();", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Without_startup_hooks_RunIfChild_at_the_top_of_Main_runs_the_child() =>
+        AssertChildRanWithoutMain(Bounded.Command(s_dotnet, s_appDll, "main-bootstrap"));
+
+    [Fact]
     public void Unhandled_exception_text_goes_to_the_childs_stderr()
     {
         (int exitCode, string output, string error) = Bounded.Command(s_dotnet, s_appDll, "fail");

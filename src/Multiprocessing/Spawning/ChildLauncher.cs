@@ -1,5 +1,4 @@
 using System.Collections;
-using System.Reflection;
 using System.Runtime.CompilerServices;
 using Multiprocessing.Platform;
 
@@ -186,7 +185,11 @@ internal static class ChildLauncher
         variables.Remove(ChildVariable);
         variables.Remove(PreviousHooksVariable);
         string hook = HookAssembly();
-        if (variables.TryGetValue(StartupHooksVariable, out string? existing) && existing.Length > 0)
+        if (!StartupHooksSupported)
+        {
+            // The child will run Main, whose first statement is Process.RunIfChild().
+        }
+        else if (variables.TryGetValue(StartupHooksVariable, out string? existing) && existing.Length > 0)
         {
             variables[PreviousHooksVariable] = existing;
             variables[StartupHooksVariable] = existing + Path.PathSeparator + hook;
@@ -220,9 +223,7 @@ internal static class ChildLauncher
     /// <summary>Throws when children could not take over before <c>Main</c> and <see cref="Process.RunIfChild"/> was not called.</summary>
     public static void EnsureBootstrapPossible()
     {
-        bool hooks = RuntimeFeature.IsDynamicCodeSupported
-            && (!AppContext.TryGetSwitch("System.StartupHookProvider.IsSupported", out bool supported) || supported);
-        if (!hooks && !ChildBootstrap.MainCalledRunIfChild)
+        if (!StartupHooksSupported && !ChildBootstrap.MainCalledRunIfChild)
         {
             throw new InvalidOperationException(
                 "This app cannot start child processes yet: startup hooks are disabled (a trimmed or NativeAOT build), so a child would run Main. "
@@ -230,5 +231,6 @@ internal static class ChildLauncher
         }
     }
 
-    internal static Assembly LibraryAssembly => typeof(ChildLauncher).Assembly;
+    private static bool StartupHooksSupported => RuntimeFeature.IsDynamicCodeSupported
+        && (!AppContext.TryGetSwitch("System.StartupHookProvider.IsSupported", out bool supported) || supported);
 }
