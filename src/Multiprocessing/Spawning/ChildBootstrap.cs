@@ -35,22 +35,47 @@ internal static class ChildBootstrap
         IControlChannel control = backend.AdoptInheritedChannel(fd);
         control.MarkNonInheritable();
 
-        StartRequest? request = ReadStartRequest(control, out Exception? failure);
-        if (request is null && failure is null)
-        {
-            backend.ExitImmediately(1); // the parent went away before sending anything
-        }
-
+        // One thread reads the channel for the child's whole life: it handles preload hints, hands the start request
+        // over, and then waits for the parent to go away, which ends this process at once: children never outlive it.
+        using var handoff = new SemaphoreSlim(0);
+        byte[]? startBody = null;
         var watchdog = new Thread(() =>
         {
-            control.WaitForEndOfStream();
-            backend.ExitImmediately(1); // the parent died: never outlive it
+            startBody = ReadUntilStart(control);
+            handoff.Release();
+            if (startBody is not null)
+            {
+                control.WaitForEndOfStream();
+            }
+
+            backend.ExitImmediately(1);
         })
         { IsBackground = true, Name = "Multiprocessing parent watchdog" };
         watchdog.Start();
+        handoff.Wait();
 
-        int exitCode = request is null ? Report(control, "Process", failure!) : RunTarget(request, control);
-        ChildRegistry.OnExit();
+        int exitCode;
+        try
+        {
+            StartRequest request = BinarySerializer.Default.Deserialize<StartRequest>(startBody);
+            if (request.SerializerType is { } serializerType)
+            {
+                Serializer.Current = (ISerializer)Activator.CreateInstance(Type.GetType(serializerType, throwOnError: true)!)!;
+            }
+
+            Process.BecomeChild(request.Process, request.ParentName, request.ParentPid);
+            exitCode = RunTarget(request, control);
+        }
+        catch (Exception ex)
+        {
+            exitCode = Report(control, "Process", ex); // the request could not be read: a different build, a missing type…
+        }
+
+        if (ChildRegistry.EverStarted)
+        {
+            ChildRegistry.OnExit();
+        }
+
         _ = control.TrySendAll(ChildProtocol.ExitFrame(exitCode));
         backend.ExitImmediately(exitCode);
     }
@@ -70,32 +95,28 @@ internal static class ChildBootstrap
         }
     }
 
-    private static StartRequest? ReadStartRequest(IControlChannel control, out Exception? failure)
+    /// <summary>Handles preload hints until the start request arrives; returns its body, or null if the parent went away first.</summary>
+    private static byte[]? ReadUntilStart(IControlChannel control)
     {
-        failure = null;
-        try
+        while (ChildProtocol.Read(control) is { } frame)
         {
-            while (ChildProtocol.Read(control) is { } frame)
+            if (frame.Kind == ChildProtocol.Start)
             {
-                if (frame.Kind == ChildProtocol.Preload)
+                return frame.Body;
+            }
+
+            if (frame.Kind == ChildProtocol.Preload)
+            {
+                try
                 {
                     Preload(BinarySerializer.Default.Deserialize<string[]>(frame.Body));
-                    continue;
                 }
-
-                var request = BinarySerializer.Default.Deserialize<StartRequest>(frame.Body);
-                if (request.SerializerType is { } serializerType)
+                catch (Exception ex)
                 {
-                    Serializer.Current = (ISerializer)Activator.CreateInstance(Type.GetType(serializerType, throwOnError: true)!)!;
+                    // Only a hint: the start request reports real failures.
+                    System.Diagnostics.Debug.WriteLine("Multiprocessing preload failed: " + ex);
                 }
-
-                Process.BecomeChild(request.Process, request.ParentName, request.ParentPid);
-                return request;
             }
-        }
-        catch (Exception ex)
-        {
-            failure = ex;
         }
 
         return null;

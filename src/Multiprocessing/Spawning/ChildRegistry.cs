@@ -22,6 +22,9 @@ internal static class ChildRegistry
         }
     }
 
+    /// <summary>Whether this process has ever started a child (and so has exit work to do).</summary>
+    public static bool EverStarted => Volatile.Read(ref s_exitHookInstalled) != 0;
+
     public static void Remove(Process process)
     {
         lock (s_children)
