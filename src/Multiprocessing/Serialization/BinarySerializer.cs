@@ -101,7 +101,7 @@ public sealed class BinarySerializer : ISerializer
         writer.WriteByte(Wire.FormatVersion);
         try
         {
-            writer.WriteValue(value);
+            writer.WriteRoot(value);
         }
         catch (CrossingException ex)
         {
@@ -121,7 +121,7 @@ public sealed class BinarySerializer : ISerializer
         var reader = new ObjectReader(data[1..], state);
         try
         {
-            T value = reader.ReadValue<T>();
+            T value = reader.ReadRoot<T>();
             if (reader.Remaining != 0)
             {
                 throw ObjectReader.Corrupt($"{reader.Remaining} unread bytes after the value");

@@ -86,6 +86,8 @@ internal sealed class DelegateConverter<T> : ObjectConverter<T>
 
     public override T Read(ref ObjectReader reader)
     {
+        ReaderState state = reader.State;
+        int slot = state.PendingSlot; // this delegate's own slot, for references back to it from inside its target
         int count = reader.ReadLength(1);
         Delegate? result = null;
         for (int i = 0; i < count; i++)
@@ -102,21 +104,43 @@ internal sealed class DelegateConverter<T> : ObjectConverter<T>
 
             string name = reader.ReadString() ?? "";
             MethodInfo method = MethodResolver.Resolve(declaring, moduleVersion, token, generic, name);
-            object? target = reader.ReadValue<object?>();
-            Delegate invocation;
-            try
+            Delegate? early = null;
+            object? created = null;
+            Action<object>? onTargetRegistered = null;
+            if (count == 1 && slot >= 0)
             {
-                invocation = Delegate.CreateDelegate(typeof(T), target, method);
-            }
-            catch (ArgumentException ex)
-            {
-                throw new SerializationException($"Cannot rebuild a {TypeNames.Display(typeof(T))} over {TypeNames.Display(declaring)}.{name}: {ex.Message}", ex);
+                // A recursive lambda's closure holds the delegate itself: build and register the delegate as soon as its
+                // target exists, before the target's fields (which refer back to it) are read.
+                onTargetRegistered = target =>
+                {
+                    created = target;
+                    early = Bind(declaring, method, target);
+                    state.Objects[slot] = early;
+                };
             }
 
-            result = Delegate.Combine(result, invocation);
+            object? target = reader.ReadReference(onTargetRegistered);
+            if (early is not null && !ReferenceEquals(created, target))
+            {
+                throw ObjectReader.Corrupt("a delegate target that changed while it was read");
+            }
+
+            result = Delegate.Combine(result, early ?? Bind(declaring, method, target));
         }
 
         return (T)(result ?? throw ObjectReader.Corrupt("a delegate with no methods"));
+    }
+
+    private static Delegate Bind(Type declaring, MethodInfo method, object? target)
+    {
+        try
+        {
+            return Delegate.CreateDelegate(typeof(T), target, method);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new SerializationException($"Cannot rebuild a {TypeNames.Display(typeof(T))} over {TypeNames.Display(declaring)}.{method.Name}: {ex.Message}", ex);
+        }
     }
 }
 

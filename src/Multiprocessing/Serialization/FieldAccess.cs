@@ -1,6 +1,7 @@
 using System.Reflection;
 using System.Reflection.Emit;
 using System.Runtime.CompilerServices;
+using System.Runtime.Serialization;
 
 namespace Multiprocessing.Serialization;
 
@@ -67,6 +68,20 @@ internal static class FieldAccess
         }
 
         return fields;
+    }
+
+    /// <summary>The [OnDeserialized] methods of <paramref name="type"/> and its bases, base first (the order BinaryFormatter used).</summary>
+    public static MethodInfo[] OnDeserializedCallbacks(Type type)
+    {
+        var callbacks = new List<MethodInfo>();
+        for (Type? t = type; t is not null && t != typeof(object); t = t.BaseType)
+        {
+            callbacks.InsertRange(0, t.GetMethods(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly)
+                .Where(m => m.IsDefined(typeof(OnDeserializedAttribute), inherit: false) && m.ReturnType == typeof(void)
+                    && m.GetParameters() is [{ ParameterType: var parameter }] && parameter == typeof(StreamingContext)));
+        }
+
+        return [.. callbacks];
     }
 
     /// <summary>How a field reads in an error path: closure captures by their variable name, auto-properties by their property.</summary>
@@ -217,8 +232,20 @@ internal sealed class FieldsConverter<T> : ObjectConverter<T>
 
     private readonly FieldSerializer[] _fields = FieldAccess.Serializers(FieldAccess.InstanceFields(typeof(T), null));
 
+    // Types rebuild what they do not serialize (a native handle, a cache) in their [OnDeserialized] methods; skipping
+    // them leaves such objects broken, and some (CompareInfo, inside culture-aware string comparers) crash the process when used.
+    private readonly MethodInfo[] _onDeserialized = FieldAccess.OnDeserializedCallbacks(typeof(T));
+
     public override void Write(ObjectWriter writer, T value)
     {
+        if (typeof(T).IsValueType && _fields.Length == 0)
+        {
+            // Collections check that the data holds at least a byte per item before allocating, so a struct whose
+            // fields are all [NonSerialized] still writes one (otherwise a list of them would be refused as corrupt).
+            writer.WriteByte(0);
+            return;
+        }
+
         object boxed = value!;
         if (s_closure)
         {
@@ -265,6 +292,10 @@ internal sealed class FieldsConverter<T> : ObjectConverter<T>
         {
             reader.Register(instance);
         }
+        else if (_fields.Length == 0)
+        {
+            reader.ReadByte(); // the placeholder written above
+        }
 
         foreach (FieldSerializer field in _fields)
         {
@@ -272,6 +303,11 @@ internal sealed class FieldsConverter<T> : ObjectConverter<T>
             {
                 field.Read(ref reader, instance);
             }
+        }
+
+        foreach (MethodInfo callback in _onDeserialized)
+        {
+            callback.Invoke(instance, BindingFlags.DoNotWrapExceptions, null, [default(StreamingContext)], null);
         }
 
         return (T)instance;

@@ -22,6 +22,8 @@ public ref struct ObjectReader
 
     internal readonly int Position => _position;
 
+    internal readonly ReaderState State => _state;
+
     /// <summary>Reads a value written by <see cref="ObjectWriter.WriteValue{T}"/>.</summary>
     public T ReadValue<T>()
     {
@@ -30,19 +32,45 @@ public ref struct ObjectReader
             return ConverterCache<T>.Instance.Read(ref this);
         }
 
-        object? value = ReadReference();
+        return FromReference<T>(ReadReference());
+    }
+
+    /// <summary>Reads the top-level value written by <see cref="ObjectWriter.WriteRoot{T}"/>, checking its type.</summary>
+    internal T ReadRoot<T>()
+    {
+        if (typeof(T).IsValueType && default(T) is not null)
+        {
+            // Read in place when the data holds exactly T (no boxing); anything else is a mismatch.
+            ulong tag = ReadVarUInt();
+            if (tag is Wire.Null or Wire.BackReference)
+            {
+                throw Mismatch(typeof(T), null);
+            }
+
+            TypeEntry entry = ReadTypeTag(tag);
+            return entry.Type == typeof(T) ? ConverterCache<T>.Instance.Read(ref this) : throw Mismatch(typeof(T), entry.Type);
+        }
+
+        return FromReference<T>(ReadReference());
+    }
+
+    private static T FromReference<T>(object? value)
+    {
         if (value is T typed)
         {
             return typed;
         }
 
-        if (value is null)
+        if (value is null && default(T) is null)
         {
             return default!;
         }
 
-        throw new SerializationException($"Expected a {TypeNames.Display(typeof(T))} but the data holds a {TypeNames.Display(value.GetType())}.");
+        throw Mismatch(typeof(T), value?.GetType());
     }
+
+    private static SerializationException Mismatch(Type expected, Type? actual)
+        => new($"Expected a {TypeNames.Display(expected)} but the data holds {(actual is null ? "null" : "a " + TypeNames.Display(actual))}.");
 
     /// <summary>Records <paramref name="value"/> as the object being read, so later references to it resolve (call it right after creating the object).</summary>
     public readonly void Register(object value)
@@ -51,11 +79,28 @@ public ref struct ObjectReader
         {
             _state.Objects[_state.PendingSlot] = value;
             _state.PendingSlot = -1;
+            if (_state.PendingCallback is { } callback)
+            {
+                _state.PendingCallback = null;
+                callback(value);
+            }
         }
     }
 
-    internal object? ReadReference()
+    internal object? ReadReference() => ReadReference(null);
+
+    /// <summary>
+    /// Reads a reference; <paramref name="onRegistered"/>, if given, is called with the new object as soon as its
+    /// converter registers it, before its contents are read (a delegate uses it to exist before its target's fields).
+    /// </summary>
+    internal object? ReadReference(Action<object>? onRegistered)
     {
+        if (!RuntimeHelpers.TryEnsureSufficientExecutionStack())
+        {
+            // Each nested object is a level of recursion; overflowing the stack would end the whole process.
+            throw new SerializationException("The serialized data is nested too deeply to read without overflowing the stack.");
+        }
+
         ulong tag = ReadVarUInt();
         if (tag == Wire.Null)
         {
@@ -80,18 +125,27 @@ public ref struct ObjectReader
             return ReadStringBody();
         }
 
+        int saved = _state.PendingSlot;
+        Action<object>? savedCallback = _state.PendingCallback;
         if (entry.Kind == TypeEntryKind.Value)
         {
-            return entry.Converter.ReadObject(ref this);
+            // A boxed value has no slot: a Register call from its converter must not claim the enclosing object's.
+            _state.PendingSlot = -1;
+            _state.PendingCallback = null;
+            object? value = entry.Converter.ReadObject(ref this);
+            _state.PendingSlot = saved;
+            _state.PendingCallback = savedCallback;
+            return value;
         }
 
         int slot = _state.Objects.Count;
         _state.Objects.Add(null);
-        int saved = _state.PendingSlot;
         _state.PendingSlot = slot;
+        _state.PendingCallback = onRegistered;
         object? result = entry.Converter.ReadObject(ref this);
         _state.Objects[slot] ??= result;
         _state.PendingSlot = saved;
+        _state.PendingCallback = savedCallback;
         return result;
     }
 
@@ -123,6 +177,11 @@ public ref struct ObjectReader
 
     private Type ReadTypeDefinition()
     {
+        if (!RuntimeHelpers.TryEnsureSufficientExecutionStack())
+        {
+            throw new SerializationException("The serialized data holds a type nested too deeply to read without overflowing the stack.");
+        }
+
         byte kind = ReadByte();
         switch (kind)
         {
@@ -269,13 +328,18 @@ internal sealed class ReaderState
 
     public List<TypeEntry> Types { get; } = [];
 
+    /// <summary>The slot the object being read takes when its converter calls <see cref="ObjectReader.Register"/>; -1 once taken.</summary>
     public int PendingSlot { get; set; } = -1;
+
+    /// <summary>Called with the object registered in <see cref="PendingSlot"/>, right after it is registered.</summary>
+    public Action<object>? PendingCallback { get; set; }
 
     public void Reset()
     {
         Objects.Clear();
         Types.Clear();
         PendingSlot = -1;
+        PendingCallback = null;
     }
 }
 

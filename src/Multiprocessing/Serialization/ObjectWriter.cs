@@ -67,6 +67,20 @@ public sealed class ObjectWriter
         }
     }
 
+    /// <summary>Writes the top-level value. A value type carries its type, exactly as it would boxed, so a reader expecting another type can tell.</summary>
+    internal void WriteRoot<T>(T value)
+    {
+        if (typeof(T).IsValueType && default(T) is not null)
+        {
+            WriteTypeReference(typeof(T));
+            ConverterCache<T>.Instance.Write(this, value);
+        }
+        else
+        {
+            WriteReference(value); // a Nullable<T> boxes to null or to its underlying value
+        }
+    }
+
     internal void WriteReference(object? value)
     {
         if (value is null)
@@ -81,6 +95,13 @@ public sealed class ObjectWriter
             WriteVarUInt(Wire.StringId);
             WriteStringBody(Unsafe.As<string>(value));
             return;
+        }
+
+        if (!RuntimeHelpers.TryEnsureSufficientExecutionStack())
+        {
+            // Each nested object is a level of recursion; overflowing the stack would end the whole process.
+            throw new System.Runtime.Serialization.SerializationException(
+                "The object graph is nested too deeply to serialize without overflowing the stack (a very long linked chain?); flatten it, for example into a list.");
         }
 
         ObjectConverter converter;

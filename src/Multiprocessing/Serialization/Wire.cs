@@ -3,7 +3,8 @@ namespace Multiprocessing.Serialization;
 /// <summary>
 /// Constants of the binary format. A reference-typed slot starts with a varint tag: 0 null, 1 back-reference (then
 /// the object's id), 2 a type defined inline (then its definition and the value), 3–63 a built-in type id, 64 and up a
-/// type defined earlier in the same message. Value-typed slots carry no tag. Numbers are little-endian, strings UTF-16.
+/// type defined earlier in the same message. Value-typed slots carry no tag, except the message's top-level value, which is
+/// always written as a reference-typed slot (a value type there carries its type tag, as if boxed). Numbers are little-endian, strings UTF-16.
 /// </summary>
 internal static class Wire
 {
