@@ -179,40 +179,44 @@ internal static class ConverterCache<T>
 }
 
 /// <summary>Types whose instances only make sense inside the process that made them.</summary>
+/// <remarks>Matched by the full names of a type and its bases, so checking a type never loads the assemblies the rules name.</remarks>
 internal static class NonCrossable
 {
     private const string Handle = "cannot cross a process boundary: it wraps an OS handle of this process";
     private const string Threads = "cannot cross a process boundary: it is tied to this process's threads";
+    private const string Metadata = "cannot cross a process boundary: it is runtime metadata of this process";
 
-    private static readonly (Type Type, string Reason)[] s_rules =
-    [
-        (typeof(Stream), Handle),
-        (typeof(TextReader), Handle),
-        (typeof(TextWriter), Handle),
-        (typeof(System.Runtime.InteropServices.SafeHandle), Handle),
-        (typeof(WaitHandle), Handle),
-        (typeof(System.Net.Sockets.Socket), Handle),
-        (typeof(FileSystemWatcher), Handle),
-        (typeof(System.Diagnostics.Process), Handle),
-        (typeof(Thread), Threads),
-        (typeof(Task), Threads),
-        (typeof(TaskScheduler), Threads),
-        (typeof(ExecutionContext), Threads),
-        (typeof(SynchronizationContext), Threads),
-        (typeof(CancellationTokenSource), Threads),
-        (typeof(CancellationToken), Threads),
-        (typeof(CancellationTokenRegistration), Threads),
-        (typeof(Timer), Threads),
-        (typeof(System.Threading.Lock), Threads),
-        (typeof(SemaphoreSlim), Threads),
-        (typeof(ManualResetEventSlim), Threads),
-        (typeof(ReaderWriterLockSlim), Threads),
-        (typeof(CountdownEvent), Threads),
-        (typeof(System.Threading.Barrier), Threads),
-        (typeof(Assembly), "cannot cross a process boundary: it is runtime metadata of this process"),
-        (typeof(Module), "cannot cross a process boundary: it is runtime metadata of this process"),
-        (typeof(AppDomain), "cannot cross a process boundary: it is this process's runtime"),
-    ];
+    private static readonly Dictionary<string, string> s_rules = new(StringComparer.Ordinal)
+    {
+        ["System.IO.Stream"] = Handle,
+        ["System.IO.TextReader"] = Handle,
+        ["System.IO.TextWriter"] = Handle,
+        ["System.Runtime.InteropServices.SafeHandle"] = Handle,
+        ["System.Threading.WaitHandle"] = Handle,
+        ["System.Net.Sockets.Socket"] = Handle,
+        ["System.IO.FileSystemWatcher"] = Handle,
+        ["System.Diagnostics.Process"] = Handle,
+        ["System.Threading.Thread"] = Threads,
+        ["System.Threading.Tasks.Task"] = Threads,
+        ["System.Threading.Tasks.TaskScheduler"] = Threads,
+        ["System.Threading.ExecutionContext"] = Threads,
+        ["System.Threading.SynchronizationContext"] = Threads,
+        ["System.Threading.CancellationTokenSource"] = Threads,
+        ["System.Threading.CancellationToken"] = Threads,
+        ["System.Threading.CancellationTokenRegistration"] = Threads,
+        ["System.Threading.Timer"] = Threads,
+        ["System.Threading.Lock"] = Threads,
+        ["System.Threading.SemaphoreSlim"] = Threads,
+        ["System.Threading.ManualResetEventSlim"] = Threads,
+        ["System.Threading.ReaderWriterLockSlim"] = Threads,
+        ["System.Threading.CountdownEvent"] = Threads,
+        ["System.Threading.Barrier"] = Threads,
+        ["System.Threading.ThreadLocal`1"] = Threads,
+        ["System.Threading.AsyncLocal`1"] = Threads,
+        ["System.Reflection.Assembly"] = Metadata,
+        ["System.Reflection.Module"] = Metadata,
+        ["System.AppDomain"] = "cannot cross a process boundary: it is this process's runtime",
+    };
 
     public static string? Reason(Type type)
     {
@@ -223,17 +227,13 @@ internal static class NonCrossable
 
         if (typeof(MemberInfo).IsAssignableFrom(type) && !typeof(Type).IsAssignableFrom(type))
         {
-            return "cannot cross a process boundary: it is runtime metadata of this process";
+            return Metadata;
         }
 
-        if (type.IsGenericType && (type.GetGenericTypeDefinition() == typeof(ThreadLocal<>) || type.GetGenericTypeDefinition() == typeof(AsyncLocal<>)))
+        for (Type? t = type; t is not null && t != typeof(object); t = t.BaseType)
         {
-            return Threads;
-        }
-
-        foreach ((Type rule, string reason) in s_rules)
-        {
-            if (rule.IsAssignableFrom(type))
+            string? name = t.IsConstructedGenericType ? t.GetGenericTypeDefinition().FullName : t.FullName;
+            if (name is not null && s_rules.TryGetValue(name, out string? reason))
             {
                 return reason;
             }
