@@ -1,0 +1,141 @@
+using System.Text.Json;
+using OsProcess = System.Diagnostics.Process;
+
+namespace Bench.Harness;
+
+/// <summary>What a benchmark needs from its surroundings: where things are, how to run CPython, where notes go.</summary>
+public sealed class BenchContext
+{
+    private readonly List<string> _notes = [];
+
+    private BenchContext(string benchDirectory)
+    {
+        BenchDirectory = benchDirectory;
+        PythonCommand = Environment.GetEnvironmentVariable("BENCH_PYTHON") is { Length: > 0 } python ? python : "python3";
+
+        // `python3` may be a launcher script (pyenv's shim costs ~60 ms per start); multiprocessing's spawn children
+        // use sys.executable, so the Python side runs on that too, and the interpreter start-up floor is measured fairly.
+        (int exitCode, string output, _) = RunToEnd(PythonCommand, ["-c", "import sys; print(sys.executable)"]);
+        string resolved = output.Trim();
+        PythonExecutable = exitCode == 0 && File.Exists(resolved) ? resolved : PythonCommand;
+    }
+
+    /// <summary>The <c>bench/</c> folder of the repository.</summary>
+    public string BenchDirectory { get; }
+
+    /// <summary>The <c>bench/python/</c> folder holding the CPython side of each benchmark.</summary>
+    public string PythonDirectory => Path.Combine(BenchDirectory, "python");
+
+    /// <summary><c>python3</c>, or <c>$BENCH_PYTHON</c> when set.</summary>
+    public string PythonCommand { get; }
+
+    /// <summary>The interpreter <see cref="PythonCommand"/> runs (its <c>sys.executable</c>), used for every Python run.</summary>
+    public string PythonExecutable { get; }
+
+    /// <summary>Notes on method collected while the current benchmark ran.</summary>
+    public IReadOnlyList<string> Notes => _notes;
+
+    /// <summary>Finds <c>bench/</c> from the program's location (or the current directory).</summary>
+    public static BenchContext Locate()
+    {
+        foreach (string start in new[] { AppContext.BaseDirectory, Environment.CurrentDirectory })
+        {
+            for (DirectoryInfo? dir = new(start); dir is not null; dir = dir.Parent)
+            {
+                string candidate = Path.Combine(dir.FullName, "bench");
+                if (Directory.Exists(Path.Combine(candidate, "python")) && Directory.Exists(Path.Combine(candidate, "Multiprocessing.Bench")))
+                {
+                    return new BenchContext(candidate);
+                }
+            }
+        }
+
+        throw new DirectoryNotFoundException("Cannot find the repository's bench/ folder (with bench/python/); run from the repository.");
+    }
+
+    /// <summary>Adds a note printed under the current benchmark's table.</summary>
+    public void Note(string text) => _notes.Add(text);
+
+    /// <summary>Forgets the notes of the previous benchmark.</summary>
+    public void ClearNotes() => _notes.Clear();
+
+    /// <summary>Runs <c>python3 bench/python/<paramref name="script"/> args…</c> and parses the one JSON document it prints.</summary>
+    /// <exception cref="InvalidOperationException">The script failed or printed no JSON.</exception>
+    public JsonDocument RunPython(string script, params string[] arguments) => RunPython([], script, arguments);
+
+    /// <summary>Runs <c>python3 <paramref name="interpreterOptions"/>… bench/python/<paramref name="script"/> args…</c> (e.g. <c>-S</c>) and parses its JSON.</summary>
+    /// <exception cref="InvalidOperationException">The script failed or printed no JSON.</exception>
+    public JsonDocument RunPython(string[] interpreterOptions, string script, params string[] arguments)
+    {
+        ArgumentNullException.ThrowIfNull(interpreterOptions);
+        ArgumentNullException.ThrowIfNull(arguments);
+        string path = Path.Combine(PythonDirectory, script);
+        (int exitCode, string output, string error) = RunToEnd(PythonExecutable, [.. interpreterOptions, path, .. arguments]);
+        if (exitCode != 0)
+        {
+            throw new InvalidOperationException($"{PythonExecutable} {script} failed with exit code {exitCode}:{Environment.NewLine}{error}");
+        }
+
+        try
+        {
+            return JsonDocument.Parse(output);
+        }
+        catch (JsonException ex)
+        {
+            throw new InvalidOperationException($"{PythonExecutable} {script} did not print JSON ({ex.Message}):{Environment.NewLine}{output}{error}", ex);
+        }
+    }
+
+    /// <summary>Runs a program to its end and returns its exit code and everything it printed.</summary>
+    public static (int ExitCode, string Output, string Error) RunToEnd(string fileName, IEnumerable<string> arguments, string? workingDirectory = null)
+    {
+        using OsProcess process = new() { StartInfo = StartInfo(fileName, arguments, workingDirectory) };
+        process.Start();
+        Task<string> error = process.StandardError.ReadToEndAsync();
+        string output = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        return (process.ExitCode, output, error.GetAwaiter().GetResult());
+    }
+
+    /// <summary>
+    /// Milliseconds from launching a program until it has exited (its output is read and discarded), with
+    /// <see cref="System.Diagnostics.Process"/>: how long a user waits for <c>dotnet app.dll</c> or <c>python3 -c pass</c>.
+    /// </summary>
+    public static double TimeRun(string fileName, IEnumerable<string> arguments)
+    {
+        using OsProcess process = new() { StartInfo = StartInfo(fileName, arguments, null) };
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        process.Start();
+        Task<string> error = process.StandardError.ReadToEndAsync();
+        _ = process.StandardOutput.ReadToEnd();
+        process.WaitForExit();
+        double elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(start).TotalMilliseconds;
+        if (process.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{fileName} {string.Join(' ', arguments)} failed with exit code {process.ExitCode}: {error.GetAwaiter().GetResult()}");
+        }
+
+        return elapsed;
+    }
+
+    private static System.Diagnostics.ProcessStartInfo StartInfo(string fileName, IEnumerable<string> arguments, string? workingDirectory)
+    {
+        var info = new System.Diagnostics.ProcessStartInfo(fileName)
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        if (workingDirectory is not null)
+        {
+            info.WorkingDirectory = workingDirectory;
+        }
+
+        foreach (string argument in arguments)
+        {
+            info.ArgumentList.Add(argument);
+        }
+
+        return info;
+    }
+}
