@@ -21,6 +21,41 @@ public sealed class ClosureCaptureTests
     }
 
     [Fact]
+    public void Lambdas_created_in_a_loop_start_and_see_their_captures()
+    {
+        using var scratch = new ScratchDirectory();
+        int answer = 40;
+        var processes = new List<mp.Process>();
+        for (int i = 0; i < 3; i++)
+        {
+            int index = i;
+            string path = scratch.File($"out{i}");
+            processes.Add(new mp.Process(() => File.WriteAllText(path, (answer + index).ToString(System.Globalization.CultureInfo.InvariantCulture))));
+        }
+
+        foreach (mp.Process p in processes)
+        {
+            Bounded.Run(p);
+            Assert.Equal(0, p.ExitCode);
+        }
+
+        Assert.Equal(["40", "41", "42"], Enumerable.Range(0, 3).Select(i => File.ReadAllText(scratch.File($"out{i}"))));
+    }
+
+    [Fact]
+    public void A_lambda_in_a_loop_over_a_shared_outer_closure_starts()
+    {
+        int answer = 42;
+        for (int i = 0; i < 2; i++)
+        {
+            using var p = new mp.Process(() => Console.WriteLine($"child sees {answer}"));
+            Bounded.Run(p);
+            Assert.Equal(0, p.ExitCode);
+            Assert.Null(p.Error);
+        }
+    }
+
+    [Fact]
     public void The_lambda_that_reads_the_capture_still_fails()
     {
         using var log = new StreamWriter(new MemoryStream());

@@ -264,6 +264,14 @@ internal sealed class FieldsConverter<T> : ObjectConverter<T>
     {
         foreach (FieldSerializer field in _fields)
         {
+            if (field.Field.Name.StartsWith("<>9__", StringComparison.Ordinal))
+            {
+                // The compiler caches a delegate it made from this closure here and re-creates it when the field is null;
+                // sending it would only send the closure a second time through itself.
+                writer.WriteByte(0);
+                continue;
+            }
+
             if (writer.ClosureUses is { } uses && !uses.Contains(ClosureAnalysis.Key(field.Field))
                 && field.Field.GetValue(closure) is { } value && Converters.For(value.GetType()).Refuses(writer, value))
             {
