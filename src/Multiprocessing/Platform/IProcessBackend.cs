@@ -55,8 +55,8 @@ internal interface IControlChannel : IDisposable
     /// <summary>Reads exactly <paramref name="buffer"/>.Length bytes; false at end of stream.</summary>
     bool TryReadExactly(Span<byte> buffer);
 
-    /// <summary>Blocks until the peer closes its end (or the channel fails).</summary>
-    void WaitForEndOfStream();
+    /// <summary>Blocks until the peer closes its end (or the channel fails), without reading anything.</summary>
+    void WaitForHangUp();
 
     /// <summary>Stops the channel from being inherited by processes this one starts.</summary>
     void MarkNonInheritable();

@@ -28,6 +28,9 @@ public sealed class ObjectWriter
 
     internal bool HasWritten(object value) => _objectIds.ContainsKey(value);
 
+    /// <summary>The non-built-in types written so far in this message.</summary>
+    internal Type[] WrittenTypes => [.. _typeIds.Keys];
+
     internal ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, _position);
 
     internal int Length => _position;

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Reflection;
 using Multiprocessing.Platform;
 using Multiprocessing.Serialization;
 
@@ -35,24 +34,20 @@ internal static class ChildBootstrap
         IControlChannel control = backend.AdoptInheritedChannel(fd);
         control.MarkNonInheritable();
 
-        // One thread reads the channel for the child's whole life: it handles preload hints, hands the start request
-        // over, and then waits for the parent to go away, which ends this process at once: children never outlive it.
-        using var handoff = new SemaphoreSlim(0);
-        byte[]? startBody = null;
+        // The watchdog only waits for the parent to hang up (it reads nothing), and ends this process at once then:
+        // children never outlive their parent. The main thread reads its own request, so no hand-off wakes a thread.
         var watchdog = new Thread(() =>
         {
-            startBody = ReadUntilStart(control);
-            handoff.Release();
-            if (startBody is not null)
-            {
-                control.WaitForEndOfStream();
-            }
-
+            control.WaitForHangUp();
             backend.ExitImmediately(1);
         })
         { IsBackground = true, Name = "Multiprocessing parent watchdog" };
         watchdog.Start();
-        handoff.Wait();
+        byte[]? startBody = ReadUntilStart(control);
+        if (startBody is null)
+        {
+            backend.ExitImmediately(1); // the parent went away before sending a request
+        }
 
         int exitCode;
         try
@@ -109,7 +104,7 @@ internal static class ChildBootstrap
             {
                 try
                 {
-                    Preload(BinarySerializer.Default.Deserialize<string[]>(frame.Body));
+                    Preload(BinarySerializer.Default.Deserialize<Type[]>(frame.Body));
                 }
                 catch (Exception ex)
                 {
@@ -122,19 +117,12 @@ internal static class ChildBootstrap
         return null;
     }
 
-    /// <summary>Loads what the next target will need and runs the deserializer once, so a spare starts its target warm.</summary>
-    private static void Preload(string[] assemblies)
+    /// <summary>Builds converters for the types the next request will likely hold (reading the hint already loaded their assemblies) and runs the start path once, so a spare starts its target warm.</summary>
+    private static void Preload(Type[] types)
     {
-        foreach (string name in assemblies)
+        foreach (Type type in types)
         {
-            try
-            {
-                _ = Assembly.Load(new AssemblyName(name));
-            }
-            catch (Exception ex) when (ex is FileNotFoundException or FileLoadException or BadImageFormatException)
-            {
-                // Only a hint: the start request will report a real failure.
-            }
+            _ = Converters.For(type);
         }
 
         try

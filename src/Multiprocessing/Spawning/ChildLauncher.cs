@@ -41,8 +41,8 @@ internal static class ChildLauncher
         return child;
     }
 
-    /// <summary>Refills the spare in the background, primed with the assemblies <paramref name="process"/> needed.</summary>
-    public static void AfterStart(Process process)
+    /// <summary>Refills the spare in the background, primed with the types the last start request held (the next one is likely alike).</summary>
+    public static void AfterStart(Type[] types)
     {
         if (!KeepSpare)
         {
@@ -59,11 +59,10 @@ internal static class ChildLauncher
             s_spareLaunching = true;
         }
 
-        string[] preload = AssembliesOf(process);
-        ThreadPool.UnsafeQueueUserWorkItem(_ => LaunchSpare(preload), null);
+        ThreadPool.UnsafeQueueUserWorkItem(_ => LaunchSpare(types), null);
     }
 
-    private static void LaunchSpare(string[] preload)
+    private static void LaunchSpare(Type[] preload)
     {
         try
         {
@@ -207,17 +206,6 @@ internal static class ChildLauncher
     {
         string location = typeof(ChildLauncher).Assembly.Location;
         return location.Length > 0 ? location : typeof(ChildLauncher).Assembly.GetName().Name!;
-    }
-
-    private static string[] AssembliesOf(Process process)
-    {
-        var names = new HashSet<string>(StringComparer.Ordinal) { process.GetType().Assembly.GetName().Name! };
-        if (process.SnapshotForChild().Target is { } target)
-        {
-            names.Add(target.Method.Module.Assembly.GetName().Name!);
-        }
-
-        return names.ToArray();
     }
 
     /// <summary>Throws when children could not take over before <c>Main</c> and <see cref="Process.RunIfChild"/> was not called.</summary>

@@ -18,7 +18,10 @@ internal static class ChildProtocol
     private const int MaximumFrame = 1 << 30;
 
     /// <summary>Serializes <paramref name="body"/> into one frame; <paramref name="privileged"/> may cross although it is a Process.</summary>
-    public static byte[] Frame<T>(byte kind, T body, object? privileged = null, string? root = null)
+    public static byte[] Frame<T>(byte kind, T body, object? privileged = null, string? root = null) => Frame(kind, body, out _, privileged, root);
+
+    /// <summary>As <see cref="Frame{T}(byte, T, object?, string?)"/>, also returning the types the body holds (what a reader will have to resolve).</summary>
+    public static byte[] Frame<T>(byte kind, T body, out Type[] types, object? privileged = null, string? root = null)
     {
         ObjectWriter writer = BinarySerializer.Rent();
         try
@@ -29,6 +32,7 @@ internal static class ChildProtocol
             BinarySerializer.WriteMessage(writer, body, root);
             byte[] frame = writer.WrittenSpan.ToArray();
             BinaryPrimitives.WriteInt32LittleEndian(frame, frame.Length - 4);
+            types = writer.WrittenTypes;
             return frame;
         }
         finally

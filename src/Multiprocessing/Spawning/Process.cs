@@ -193,7 +193,7 @@ public class Process : IDisposable
                 SerializerType = Serialization.Serializer.Current is Serialization.BinarySerializer ? null : Serialization.Serializer.Current.GetType().AssemblyQualifiedName,
                 Process = this,
             };
-            byte[] frame = ChildProtocol.Frame(ChildProtocol.Start, request, privileged: this, root: $"process '{_name}'");
+            byte[] frame = ChildProtocol.Frame(ChildProtocol.Start, request, out Type[] types, privileged: this, root: $"process '{_name}'");
             LaunchedChild child = ChildLauncher.Launch(frame, this, OnExited);
             lock (_gate)
             {
@@ -204,7 +204,7 @@ public class Process : IDisposable
             }
 
             ChildRegistry.Add(this);
-            ChildLauncher.AfterStart(this);
+            ChildLauncher.AfterStart(types);
         }
         finally
         {

@@ -45,6 +45,10 @@ internal static unsafe partial class LibC
     public const int EFD_CLOEXEC = 0x80000;
 
     public const short POLLIN = 0x001;
+    public const short POLLERR = 0x008;
+    public const short POLLHUP = 0x010;
+    public const short POLLNVAL = 0x020;
+    public const short POLLRDHUP = 0x2000;
 
     private const long SYS_pidfd_send_signal = 424;
     private const long SYS_pidfd_open = 434;

@@ -71,13 +71,18 @@ internal sealed unsafe class SocketChannel(FileDescriptorHandle handle) : IContr
         return true;
     }
 
-    public void WaitForEndOfStream()
+    public void WaitForHangUp()
     {
-        byte* scratch = stackalloc byte[256];
+        var pfd = new LibC.PollFd { Fd = Handle.Fd, Events = LibC.POLLRDHUP };
         while (true)
         {
-            nint n = LibC.recv(Handle.Fd, scratch, 256, 0);
-            if (n == 0 || (n < 0 && Marshal.GetLastPInvokeError() != LibC.EINTR))
+            int n = LibC.poll(&pfd, 1, -1);
+            if (n > 0 && (pfd.Revents & (LibC.POLLRDHUP | LibC.POLLHUP | LibC.POLLERR | LibC.POLLNVAL)) != 0)
+            {
+                return;
+            }
+
+            if (n < 0 && Marshal.GetLastPInvokeError() != LibC.EINTR)
             {
                 return;
             }
