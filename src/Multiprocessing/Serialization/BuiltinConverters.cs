@@ -42,13 +42,27 @@ internal sealed class NullableConverter<T> : ObjectConverter<T?>
 }
 
 /// <summary>A value that may not cross: writing it fails with the reason; reading it is refused too.</summary>
-internal sealed class RejectConverter<T>(string reason) : ObjectConverter<T>
+/// <summary>A converter whose refusal reason is set after parameterless construction.</summary>
+internal interface IReasonedConverter
 {
+    string Reason { get; set; }
+}
+
+/// <summary>A multi-dimensional array converter whose rank is set after parameterless construction.</summary>
+internal interface IRankedConverter
+{
+    int Rank { get; set; }
+}
+
+internal sealed class RejectConverter<T> : ObjectConverter<T>, IReasonedConverter
+{
+    public string Reason { get; set; } = "cannot cross a process boundary";
+
     internal override bool Refuses(ObjectWriter writer, object value) => true;
 
-    public override void Write(ObjectWriter writer, T value) => throw new CrossingException(value?.GetType() ?? typeof(T), reason);
+    public override void Write(ObjectWriter writer, T value) => throw new CrossingException(value?.GetType() ?? typeof(T), Reason);
 
-    public override T Read(ref ObjectReader reader) => throw new System.Runtime.Serialization.SerializationException($"The data holds a {TypeNames.Display(typeof(T))}, which {reason}.");
+    public override T Read(ref ObjectReader reader) => throw new System.Runtime.Serialization.SerializationException($"The data holds a {TypeNames.Display(typeof(T))}, which {Reason}.");
 }
 
 /// <summary>System.Type values, as type references.</summary>
@@ -108,9 +122,9 @@ internal sealed class ArrayConverter<T> : ObjectConverter<T[]>
 }
 
 /// <summary>Arrays of rank 2 and more, and single-rank arrays with a non-zero lower bound.</summary>
-internal sealed class MultiArrayConverter<T>(Type arrayType) : ObjectConverter<Array>
+internal sealed class MultiArrayConverter<T> : ObjectConverter<Array>, IRankedConverter
 {
-    private readonly int _rank = arrayType.GetArrayRank();
+    public int Rank { get; set; } = 2;
 
     public override void Write(ObjectWriter writer, Array value)
     {
@@ -137,7 +151,7 @@ internal sealed class MultiArrayConverter<T>(Type arrayType) : ObjectConverter<A
 
     public override Array Read(ref ObjectReader reader)
     {
-        int rank = _rank;
+        int rank = Rank;
         var lengths = new int[rank];
         var lowerBounds = new int[rank];
         long total = 1;

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Reflection;
 using System.Reflection.Emit;
-using System.Runtime.CompilerServices;
 
 namespace Multiprocessing.Serialization;
 
@@ -19,7 +18,8 @@ internal static class ClosureAnalysis
         .ToDictionary(o => o.Value);
 
     /// <summary>Whether <paramref name="type"/> is a compiler-generated closure class.</summary>
-    public static bool IsClosure(Type type) => type.Name.StartsWith("<>c", StringComparison.Ordinal) && type.IsDefined(typeof(CompilerGeneratedAttribute), false);
+    /// <remarks>By name alone: C# code cannot declare a name with angle brackets, and reading attributes costs a cold child a millisecond.</remarks>
+    public static bool IsClosure(Type type) => type.Name.StartsWith("<>c", StringComparison.Ordinal);
 
     /// <summary>Fields read or written by <paramref name="method"/> and by the compiler-generated methods it creates delegates to or calls; null if its body cannot be read.</summary>
     public static HashSet<(Module, int)>? UsedFields(MethodInfo method)

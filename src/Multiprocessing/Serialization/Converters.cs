@@ -1,18 +1,16 @@
-using System.Collections.Concurrent;
 using System.Reflection;
-using System.Runtime.CompilerServices;
 
 namespace Multiprocessing.Serialization;
 
 /// <summary>Picks and caches the converter for each type.</summary>
 internal static class Converters
 {
-    private static readonly ConcurrentDictionary<Type, ObjectConverter> s_cache = new();
-    private static readonly ConcurrentDictionary<Type, ObjectConverter> s_registered = new();
+    private static readonly ReadMostlyCache<Type, ObjectConverter> s_cache = new();
+    private static readonly ReadMostlyCache<Type, ObjectConverter> s_registered = new();
     private static readonly List<Func<Type, ObjectConverter?>> s_providers = [];
-    private static readonly ConcurrentDictionary<Type, bool> s_rawCopyable = new();
+    private static readonly ReadMostlyCache<Type, bool> s_rawCopyable = new();
 
-    public static ObjectConverter For(Type type) => s_cache.TryGetValue(type, out ObjectConverter? converter) ? converter : s_cache.GetOrAdd(type, Create);
+    public static ObjectConverter For(Type type) => s_cache.TryGetValue(type, out ObjectConverter converter) ? converter : s_cache.GetOrAdd(type, Create);
 
     public static void Register(Type type, ObjectConverter converter)
     {
@@ -21,8 +19,8 @@ internal static class Converters
             throw new InvalidOperationException($"A converter for {TypeNames.Display(type)} must be registered before the type is first serialized.");
         }
 
-        s_registered[type] = converter;
-        s_cache[type] = converter;
+        s_registered.Set(type, converter);
+        s_cache.Set(type, converter);
     }
 
     /// <summary>Lets a higher layer claim types it knows how to carry (processes, connections, locks…).</summary>
@@ -36,12 +34,14 @@ internal static class Converters
 
     private static ObjectConverter Create(Type type)
     {
-        if (s_registered.TryGetValue(type, out ObjectConverter? registered))
+        if (s_registered.TryGetValue(type, out ObjectConverter registered))
         {
             return registered;
         }
 
-        if (type.GetCustomAttribute<ObjectConverterAttribute>() is { } attribute)
+        // Reading custom attributes costs a cold child about a millisecond: skip types that cannot carry ours.
+        bool mayCarryAttribute = !type.Name.StartsWith('<') && type.Assembly != typeof(object).Assembly && type.Assembly != typeof(Converters).Assembly;
+        if (mayCarryAttribute && type.GetCustomAttribute<ObjectConverterAttribute>() is { } attribute)
         {
             return FromAttribute(type, attribute.ConverterType);
         }
@@ -89,7 +89,9 @@ internal static class Converters
 
         if (type.IsArray)
         {
-            return Make(typeof(MultiArrayConverter<>), type.GetElementType()!, type);
+            var multi = (IRankedConverter)Activator.CreateInstance(typeof(MultiArrayConverter<>).MakeGenericType(type.GetElementType()!))!;
+            multi.Rank = type.GetArrayRank();
+            return (ObjectConverter)multi;
         }
 
         if (typeof(Delegate).IsAssignableFrom(type))
@@ -111,7 +113,7 @@ internal static class Converters
                 : definition == typeof(HashSet<>) ? typeof(HashSetConverter<>)
                 : definition == typeof(Queue<>) ? typeof(QueueConverter<>)
                 : definition == typeof(Stack<>) ? typeof(StackConverter<>)
-                : definition == typeof(ConcurrentDictionary<,>) ? typeof(ConcurrentDictionaryConverter<,>)
+                : definition.FullName == "System.Collections.Concurrent.ConcurrentDictionary`2" ? typeof(ConcurrentDictionaryConverter<,>)
                 : null;
             if (collection is not null)
             {
@@ -138,37 +140,41 @@ internal static class Converters
         return converter;
     }
 
-    private static ObjectConverter Make(Type generic, Type argument, params object[] arguments)
-        => (ObjectConverter)Activator.CreateInstance(generic.MakeGenericType(argument), arguments)!;
+    private static ObjectConverter Make(Type generic, Type argument) => (ObjectConverter)Activator.CreateInstance(generic.MakeGenericType(argument))!;
+
+    private static ObjectConverter Make(Type generic, Type argument, string reason)
+    {
+        // Parameterless construction plus a setter: Activator with arguments costs a cold child over a millisecond.
+        var converter = (IReasonedConverter)Activator.CreateInstance(generic.MakeGenericType(argument))!;
+        converter.Reason = reason;
+        return (ObjectConverter)converter;
+    }
 
     /// <summary>True for value types that hold no references and no pointers: their bytes are their value.</summary>
-    public static bool IsRawCopyable(Type type) => s_rawCopyable.GetOrAdd(type, static t =>
-        t.IsValueType && !t.IsByRefLike && !ContainsReferences(t) && !ContainsPointers(t));
+    public static bool IsRawCopyable(Type type) => s_rawCopyable.GetOrAdd(type, static t => t.IsValueType && !t.IsByRefLike && IsPlainData(t));
 
-    private static bool ContainsReferences(Type type)
-        => (bool)typeof(RuntimeHelpers).GetMethod(nameof(RuntimeHelpers.IsReferenceOrContainsReferences))!.MakeGenericMethod(type).Invoke(null, null)!;
-
-    private static bool ContainsPointers(Type type)
+    /// <summary>True when every instance field, recursively, is a primitive or enum that is not a pointer: no references, no handles.</summary>
+    private static bool IsPlainData(Type type)
     {
-        if (type == typeof(IntPtr) || type == typeof(UIntPtr) || type.IsPointer || type.IsFunctionPointer)
-        {
-            return true;
-        }
-
-        if (type.IsPrimitive || type.IsEnum)
+        if (type == typeof(IntPtr) || type == typeof(UIntPtr) || type.IsPointer || type.IsFunctionPointer || !type.IsValueType)
         {
             return false;
         }
 
+        if (type.IsPrimitive || type.IsEnum)
+        {
+            return true;
+        }
+
         foreach (FieldInfo field in type.GetFields(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic))
         {
-            if (field.FieldType != type && ContainsPointers(field.FieldType))
+            if (field.FieldType != type && !IsPlainData(field.FieldType))
             {
-                return true;
+                return false;
             }
         }
 
-        return false;
+        return true;
     }
 }
 

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Reflection;
 using System.Reflection.Emit;
 using System.Runtime.Serialization;
@@ -147,11 +146,11 @@ internal sealed class DelegateConverter<T> : ObjectConverter<T>
 /// <summary>Finds a method from its identity on the wire, and names methods for error messages.</summary>
 internal static class MethodResolver
 {
-    private static readonly ConcurrentDictionary<(Type, int), MethodInfo> s_methods = new();
+    private static readonly ReadMostlyCache<(Type, int), MethodInfo> s_methods = new();
 
     public static MethodInfo Resolve(Type declaring, Guid moduleVersion, int token, Type[] generic, string name)
     {
-        if (!s_methods.TryGetValue((declaring, token), out MethodInfo? method))
+        if (!s_methods.TryGetValue((declaring, token), out MethodInfo method))
         {
             Module module = declaring.Module;
             if (module.ModuleVersionId != moduleVersion)
@@ -180,7 +179,8 @@ internal static class MethodResolver
                 info = (MethodInfo)MethodBase.GetMethodFromHandle(info.MethodHandle, declaring.TypeHandle)!;
             }
 
-            method = s_methods.GetOrAdd((declaring, token), info);
+            MethodInfo found = info;
+            method = s_methods.GetOrAdd((declaring, token), _ => found);
         }
 
         if (generic.Length > 0)

@@ -74,11 +74,22 @@ internal static class FieldAccess
     public static MethodInfo[] OnDeserializedCallbacks(Type type)
     {
         var callbacks = new List<MethodInfo>();
+        if (type.Name.StartsWith('<'))
+        {
+            return []; // compiler-generated closures have none, and reading attributes costs a cold child a millisecond
+        }
+
         for (Type? t = type; t is not null && t != typeof(object); t = t.BaseType)
         {
-            callbacks.InsertRange(0, t.GetMethods(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly)
-                .Where(m => m.IsDefined(typeof(OnDeserializedAttribute), inherit: false) && m.ReturnType == typeof(void)
-                    && m.GetParameters() is [{ ParameterType: var parameter }] && parameter == typeof(StreamingContext)));
+            int insertAt = 0;
+            foreach (MethodInfo method in t.GetMethods(BindingFlags.Instance | BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.DeclaredOnly))
+            {
+                if (method.ReturnType == typeof(void) && method.GetParameters() is [{ ParameterType: var parameter }] && parameter == typeof(StreamingContext)
+                    && method.IsDefined(typeof(OnDeserializedAttribute), inherit: false))
+                {
+                    callbacks.Insert(insertAt++, method);
+                }
+            }
         }
 
         return [.. callbacks];
@@ -114,10 +125,26 @@ internal static class FieldAccess
     }
 
     /// <summary>Builds the per-field serializers for the given fields.</summary>
-    public static FieldSerializer[] Serializers(IEnumerable<FieldInfo> fields)
-        => fields.Select(f => f.FieldType.IsPointer || f.FieldType.IsFunctionPointer || f.FieldType.IsByRef
-            ? new PointerFieldSerializer(f)
-            : (FieldSerializer)Activator.CreateInstance(typeof(FieldSerializer<>).MakeGenericType(f.FieldType), f)!).ToArray();
+    public static FieldSerializer[] Serializers(List<FieldInfo> fields)
+    {
+        var serializers = new FieldSerializer[fields.Count];
+        for (int i = 0; i < serializers.Length; i++)
+        {
+            FieldInfo field = fields[i];
+            if (field.FieldType.IsPointer || field.FieldType.IsFunctionPointer || field.FieldType.IsByRef)
+            {
+                serializers[i] = new PointerFieldSerializer(field);
+                continue;
+            }
+
+            // Parameterless construction plus Initialize: Activator with arguments costs a cold child over a millisecond.
+            var serializer = (FieldSerializer)Activator.CreateInstance(typeof(FieldSerializer<>).MakeGenericType(field.FieldType))!;
+            serializer.Initialize(field);
+            serializers[i] = serializer;
+        }
+
+        return serializers;
+    }
 }
 
 /// <summary>A pointer-typed field: it can never cross.</summary>
@@ -141,6 +168,10 @@ internal sealed class PointerFieldSerializer(FieldInfo pointerField) : FieldSeri
 /// <summary>Writes and reads one field of an object whose type is known only at run time.</summary>
 internal abstract class FieldSerializer
 {
+    public virtual void Initialize(FieldInfo field)
+    {
+    }
+
     public abstract FieldInfo Field { get; }
 
     public abstract string Description { get; }
@@ -155,9 +186,9 @@ internal sealed class FieldSerializer<TField> : FieldSerializer
     // Emitting IL costs more than a few reflective calls, and a child often reads a type once: start reflective.
     private const int CallsBeforeEmitting = 8;
 
-    private readonly FieldInfo _field;
-    private readonly string _description;
-    private readonly string? _rejection;
+    private FieldInfo _field = null!;
+    private string _description = "";
+    private string? _rejection;
     private Func<object, TField>? _get;
     private Action<object, TField>? _set;
     private int _reads;
@@ -167,7 +198,7 @@ internal sealed class FieldSerializer<TField> : FieldSerializer
 
     public override string Description => _description;
 
-    public FieldSerializer(FieldInfo field)
+    public override void Initialize(FieldInfo field)
     {
         _field = field;
         _description = FieldAccess.Describe(field);

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Reflection;
 using System.Runtime.Serialization;
 
@@ -10,13 +9,13 @@ namespace Multiprocessing.Serialization;
 /// </summary>
 internal static class TypeResolver
 {
-    private static readonly ConcurrentDictionary<(string Assembly, string Name), Type> s_types = new();
-    private static readonly ConcurrentDictionary<string, Assembly> s_assemblies = new(StringComparer.Ordinal);
+    private static readonly ReadMostlyCache<(string Assembly, string Name), Type> s_types = new();
+    private static readonly ReadMostlyCache<string, Assembly> s_assemblies = new(StringComparer.Ordinal);
     private static readonly Lazy<HashSet<string>> s_applicationAssemblies = new(ReadTrustedAssemblyNames);
 
     public static Type Resolve(string assemblyName, string fullName)
     {
-        if (s_types.TryGetValue((assemblyName, fullName), out Type? cached))
+        if (s_types.TryGetValue((assemblyName, fullName), out Type cached))
         {
             return cached;
         }
@@ -24,22 +23,23 @@ internal static class TypeResolver
         Assembly assembly = ResolveAssembly(assemblyName);
         Type type = assembly.GetType(fullName, throwOnError: false, ignoreCase: false)
             ?? throw new SerializationException($"Type '{fullName}' was not found in assembly '{assemblyName}' (is this process running a different build?).");
-        s_types.TryAdd((assemblyName, fullName), type);
-        return type;
+        return s_types.GetOrAdd((assemblyName, fullName), _ => type);
     }
 
     private static Assembly ResolveAssembly(string name)
     {
-        if (s_assemblies.TryGetValue(name, out Assembly? known))
+        if (s_assemblies.TryGetValue(name, out Assembly known))
         {
             return known;
         }
 
         foreach (Assembly loaded in AppDomain.CurrentDomain.GetAssemblies())
         {
-            if (!loaded.IsDynamic && string.Equals(loaded.GetName().Name, name, StringComparison.Ordinal))
+            // FullName is cached by the runtime; GetName() builds a new AssemblyName each time.
+            string? full = loaded.FullName;
+            if (!loaded.IsDynamic && full is not null && full.Length > name.Length && full[name.Length] == ',' && full.StartsWith(name, StringComparison.Ordinal))
             {
-                return s_assemblies.GetOrAdd(name, loaded);
+                return s_assemblies.GetOrAdd(name, _ => loaded);
             }
         }
 
@@ -50,7 +50,8 @@ internal static class TypeResolver
 
         try
         {
-            return s_assemblies.GetOrAdd(name, Assembly.Load(new AssemblyName(name)));
+            Assembly assembly = Assembly.Load(new AssemblyName(name));
+            return s_assemblies.GetOrAdd(name, _ => assembly);
         }
         catch (Exception ex) when (ex is FileNotFoundException or FileLoadException or BadImageFormatException)
         {

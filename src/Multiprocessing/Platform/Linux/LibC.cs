@@ -5,7 +5,8 @@ namespace Multiprocessing.Platform.Linux;
 /// <summary>The libc and raw syscall entry points the Linux backend uses; errno is read at each call site.</summary>
 internal static unsafe partial class LibC
 {
-    private const string Lib = "libc";
+    // The exact soname: a bare "libc" makes the runtime probe several names (and a linker script) first.
+    private const string Lib = "libc.so.6";
 
     public const int EINTR = 4;
     public const int EAGAIN = 11;

@@ -214,7 +214,13 @@ internal sealed unsafe class LinuxProcessBackend : IProcessBackend
 
     public void RemoveEnvironmentVariable(string name)
     {
-        Environment.SetEnvironmentVariable(name, null);
         _ = LibC.unsetenv(name);
+
+        // Until something sets a variable, .NET reads the native environment directly; materializing its managed copy
+        // (which SetEnvironmentVariable does) costs a cold child a millisecond, so it is only touched if it still shows the name.
+        if (Environment.GetEnvironmentVariable(name) is not null)
+        {
+            Environment.SetEnvironmentVariable(name, null);
+        }
     }
 }
