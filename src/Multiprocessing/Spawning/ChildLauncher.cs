@@ -20,7 +20,35 @@ internal static class ChildLauncher
     private static bool s_spareLaunching;
     private static string[]? s_commandLine;
 
-    public static bool KeepSpare { get; set; } = true;
+    private static volatile bool s_keepSpare = true;
+
+    public static bool KeepSpare
+    {
+        get => s_keepSpare;
+        set
+        {
+            s_keepSpare = value;
+            if (!value)
+            {
+                KillSpare(permanently: false);
+            }
+        }
+    }
+
+    /// <summary>Set while a spare is ready to be taken; lets tests wait for one instead of sleeping.</summary>
+    internal static ManualResetEventSlim SpareReady { get; } = new(false);
+
+    /// <summary>The spare's pid, for tests.</summary>
+    internal static int? SparePid
+    {
+        get
+        {
+            lock (s_spareGate)
+            {
+                return s_spare?.Child.Pid;
+            }
+        }
+    }
 
     private sealed record Spare(LaunchedChild Child, string[] Environment, string WorkingDirectory);
 
@@ -29,12 +57,23 @@ internal static class ChildLauncher
     {
         EnsureBootstrapPossible();
         string[] environment = ChildEnvironment();
-        LaunchedChild? child = TakeSpare(environment, onExit);
-        if (child is null)
+        if (TakeSpare(environment, onExit) is { } spare)
         {
-            child = Spawn(environment);
-            _ = child.TryAssignOwner(onExit);
+            if (spare.Control.TrySendAll(startFrame))
+            {
+                return spare;
+            }
+
+            // The spare died before it could be handed the request (killed from outside): start a fresh child instead,
+            // unless its end was already reported to this process, in which case that is what happened to it.
+            if (!spare.TryAssignOwner(static c => c.Sentinel.Dispose()))
+            {
+                return spare;
+            }
         }
+
+        LaunchedChild child = Spawn(environment);
+        _ = child.TryAssignOwner(onExit);
 
         // A child that dies before reading its request still reports its exit status through the watcher.
         _ = child.Control.TrySendAll(startFrame);
@@ -76,6 +115,7 @@ internal static class ChildLauncher
                     if (ReferenceEquals(s_spare, spare))
                     {
                         s_spare = null;
+                        SpareReady.Reset();
                     }
                 }
 
@@ -87,6 +127,7 @@ internal static class ChildLauncher
                 if (KeepSpare && !s_discarded)
                 {
                     s_spare = spare;
+                    SpareReady.Set();
                     return;
                 }
             }
@@ -115,6 +156,7 @@ internal static class ChildLauncher
         {
             spare = s_spare;
             s_spare = null;
+            SpareReady.Reset();
         }
 
         if (spare is null)
@@ -134,14 +176,17 @@ internal static class ChildLauncher
     }
 
     /// <summary>Stops the spare for good (at exit).</summary>
-    public static void DiscardSpare()
+    public static void DiscardSpare() => KillSpare(permanently: true);
+
+    private static void KillSpare(bool permanently)
     {
         Spare? spare;
         lock (s_spareGate)
         {
-            s_discarded = true;
+            s_discarded |= permanently;
             spare = s_spare;
             s_spare = null;
+            SpareReady.Reset();
         }
 
         if (spare is not null)
