@@ -41,15 +41,16 @@ internal static class ChildBootstrap
         })
         { IsBackground = true, Name = "Multiprocessing parent watchdog" };
         watchdog.Start();
-        byte[]? startBody = ReadUntilStart(control);
-        if (startBody is null)
-        {
-            backend.ExitImmediately(1); // the parent went away before sending a request
-        }
-
         int exitCode;
         try
         {
+            // Nothing may escape a startup hook: the runtime would go on to run Main.
+            byte[]? startBody = ReadUntilStart(control);
+            if (startBody is null)
+            {
+                backend.ExitImmediately(1); // the parent went away before sending a request
+            }
+
             StartRequest request = BinarySerializer.Default.Deserialize<StartRequest>(startBody);
             if (request.SerializerType is { } serializerType)
             {
@@ -61,7 +62,7 @@ internal static class ChildBootstrap
         }
         catch (Exception ex)
         {
-            exitCode = Report(control, "Process", ex); // the request could not be read: a different build, a missing type…
+            exitCode = Report(control, "Process", ex); // the request could not be read: a different build, a missing type, a bad frame…
         }
 
         if (ChildRegistry.EverStarted)
