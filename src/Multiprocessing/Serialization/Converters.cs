@@ -8,7 +8,8 @@ internal static class Converters
     private static readonly ReadMostlyCache<Type, ObjectConverter> s_cache = new();
     private static readonly ReadMostlyCache<Type, ObjectConverter> s_registered = new();
     private static readonly List<Func<Type, ObjectConverter?>> s_providers = [];
-    private static readonly ReadMostlyCache<Type, bool> s_rawCopyable = new();
+    private static readonly object s_yes = new(), s_no = new();
+    private static readonly ReadMostlyCache<Type, object> s_rawCopyable = new(); // s_yes or s_no: a bool value would be a generic instantiation every cold child JITs
 
     public static ObjectConverter For(Type type) => s_cache.TryGetValue(type, out ObjectConverter converter) ? converter : s_cache.GetOrAdd(type, Create);
 
@@ -151,7 +152,8 @@ internal static class Converters
     }
 
     /// <summary>True for value types that hold no references and no pointers: their bytes are their value.</summary>
-    public static bool IsRawCopyable(Type type) => s_rawCopyable.GetOrAdd(type, static t => t.IsValueType && !t.IsByRefLike && IsPlainData(t));
+    public static bool IsRawCopyable(Type type)
+        => s_rawCopyable.GetOrAdd(type, static t => t.IsValueType && !t.IsByRefLike && IsPlainData(t) ? s_yes : s_no) == s_yes;
 
     /// <summary>True when every instance field, recursively, is a primitive or enum that is not a pointer: no references, no handles.</summary>
     private static bool IsPlainData(Type type)

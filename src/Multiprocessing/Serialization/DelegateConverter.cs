@@ -146,11 +146,26 @@ internal sealed class DelegateConverter<T> : ObjectConverter<T>
 /// <summary>Finds a method from its identity on the wire, and names methods for error messages.</summary>
 internal static class MethodResolver
 {
-    private static readonly ReadMostlyCache<(Type, int), MethodInfo> s_methods = new();
+    // Per declaring type, a short list scanned by token: a (Type, int) or int key is a value-type generic instantiation
+    // that no precompiled image holds, and JIT-compiling it cost every cold child milliseconds.
+    private static readonly ReadMostlyCache<Type, MethodInfo[]> s_methods = new();
 
     public static MethodInfo Resolve(Type declaring, Guid moduleVersion, int token, Type[] generic, string name)
     {
-        if (!s_methods.TryGetValue((declaring, token), out MethodInfo method))
+        MethodInfo? method = null;
+        if (s_methods.TryGetValue(declaring, out MethodInfo[] known))
+        {
+            foreach (MethodInfo candidate in known)
+            {
+                if (candidate.MetadataToken == token)
+                {
+                    method = candidate;
+                    break;
+                }
+            }
+        }
+
+        if (method is null)
         {
             Module module = declaring.Module;
             if (module.ModuleVersionId != moduleVersion)
@@ -179,8 +194,8 @@ internal static class MethodResolver
                 info = (MethodInfo)MethodBase.GetMethodFromHandle(info.MethodHandle, declaring.TypeHandle)!;
             }
 
-            MethodInfo found = info;
-            method = s_methods.GetOrAdd((declaring, token), _ => found);
+            method = info;
+            s_methods.Set(declaring, known is null ? [info] : [.. known, info]);
         }
 
         if (generic.Length > 0)

@@ -9,13 +9,16 @@ namespace Multiprocessing.Serialization;
 /// </summary>
 internal static class TypeResolver
 {
-    private static readonly ReadMostlyCache<(string Assembly, string Name), Type> s_types = new();
+    // Keyed by strings, not a value tuple: a value-type key is a generic instantiation no precompiled image holds,
+    // so every cold child would JIT the whole dictionary for it.
+    private static readonly ReadMostlyCache<string, ReadMostlyCache<string, Type>> s_types = new(StringComparer.Ordinal);
     private static readonly ReadMostlyCache<string, Assembly> s_assemblies = new(StringComparer.Ordinal);
     private static readonly Lazy<HashSet<string>> s_applicationAssemblies = new(ReadTrustedAssemblyNames);
 
     public static Type Resolve(string assemblyName, string fullName)
     {
-        if (s_types.TryGetValue((assemblyName, fullName), out Type cached))
+        ReadMostlyCache<string, Type> types = s_types.GetOrAdd(assemblyName, static _ => new ReadMostlyCache<string, Type>(StringComparer.Ordinal));
+        if (types.TryGetValue(fullName, out Type cached))
         {
             return cached;
         }
@@ -23,7 +26,7 @@ internal static class TypeResolver
         Assembly assembly = ResolveAssembly(assemblyName);
         Type type = assembly.GetType(fullName, throwOnError: false, ignoreCase: false)
             ?? throw new SerializationException($"Type '{fullName}' was not found in assembly '{assemblyName}' (is this process running a different build?).");
-        return s_types.GetOrAdd((assemblyName, fullName), _ => type);
+        return types.GetOrAdd(fullName, _ => type);
     }
 
     private static Assembly ResolveAssembly(string name)

@@ -21,42 +21,92 @@ internal static class Wire
     public const byte KindArray = 2;
     public const byte KindMultiArray = 3;
 
-    private static readonly Type[] s_builtins =
-    [
-        typeof(string), typeof(object), typeof(bool), typeof(char), typeof(sbyte), typeof(byte), typeof(short), typeof(ushort),
-        typeof(int), typeof(uint), typeof(long), typeof(ulong), typeof(float), typeof(double), typeof(decimal), typeof(DateTime),
-        typeof(DateTimeOffset), typeof(TimeSpan), typeof(Guid), typeof(byte[]), typeof(int[]), typeof(long[]), typeof(double[]), typeof(string[]),
-        typeof(object[]), typeof(Half), typeof(Int128), typeof(UInt128), typeof(DateOnly), typeof(TimeOnly), typeof(char[]), typeof(List<int>),
-        typeof(List<string>), typeof(List<object>), typeof(Dictionary<string, object>), typeof(Dictionary<string, string>), typeof(Type).GetType(),
-        typeof(RemoteException), typeof(Action), typeof(Func<Task>), typeof(List<double>), typeof(List<long>), typeof(bool[]), typeof(float[]),
-    ];
+    private const int LastBuiltinId = 46;
 
-    private static readonly TypeEntry?[] s_builtinEntries = BuildEntries();
+    // Entries are made on first use: loading every built-in type up front costs a cold child milliseconds.
+    private static readonly TypeEntry?[] s_builtinEntries = new TypeEntry?[FirstDynamicId];
 
-    /// <summary>Built-in type → id (ids start at 3, matching <see cref="StringId"/> for string).</summary>
-    public static readonly Dictionary<Type, int> BuiltinIds = BuildIds();
-
-    private static Dictionary<Type, int> BuildIds()
+    /// <summary>The built-in type with id <paramref name="id"/> (3 is string, as <see cref="StringId"/>); ids are part of the format: append only.</summary>
+    private static Type? TypeOf(ulong id) => id switch
     {
-        var ids = new Dictionary<Type, int>();
-        for (int i = 0; i < s_builtins.Length; i++)
-        {
-            ids[s_builtins[i]] = (int)StringId + i;
-        }
+        3 => typeof(string),
+        4 => typeof(object),
+        5 => typeof(bool),
+        6 => typeof(char),
+        7 => typeof(sbyte),
+        8 => typeof(byte),
+        9 => typeof(short),
+        10 => typeof(ushort),
+        11 => typeof(int),
+        12 => typeof(uint),
+        13 => typeof(long),
+        14 => typeof(ulong),
+        15 => typeof(float),
+        16 => typeof(double),
+        17 => typeof(decimal),
+        18 => typeof(DateTime),
+        19 => typeof(DateTimeOffset),
+        20 => typeof(TimeSpan),
+        21 => typeof(Guid),
+        22 => typeof(byte[]),
+        23 => typeof(int[]),
+        24 => typeof(long[]),
+        25 => typeof(double[]),
+        26 => typeof(string[]),
+        27 => typeof(object[]),
+        28 => typeof(Half),
+        29 => typeof(Int128),
+        30 => typeof(UInt128),
+        31 => typeof(DateOnly),
+        32 => typeof(TimeOnly),
+        33 => typeof(char[]),
+        34 => typeof(List<int>),
+        35 => typeof(List<string>),
+        36 => typeof(List<object>),
+        37 => typeof(Dictionary<string, object>),
+        38 => typeof(Dictionary<string, string>),
+        39 => typeof(Type).GetType(),
+        40 => typeof(RemoteException),
+        41 => typeof(Action),
+        42 => typeof(Func<Task>),
+        43 => typeof(List<double>),
+        44 => typeof(List<long>),
+        45 => typeof(bool[]),
+        46 => typeof(float[]),
+        _ => null,
+    };
 
-        return ids;
+    /// <summary>Built-in type → id, for writers (built on first write).</summary>
+    public static Dictionary<Type, int> BuiltinIds => WriterTable.Ids;
+
+    private static class WriterTable
+    {
+        public static readonly Dictionary<Type, int> Ids = Build();
+
+        private static Dictionary<Type, int> Build()
+        {
+            var ids = new Dictionary<Type, int>();
+            for (ulong id = StringId; id <= LastBuiltinId; id++)
+            {
+                ids[TypeOf(id)!] = (int)id;
+            }
+
+            return ids;
+        }
     }
 
-    private static TypeEntry?[] BuildEntries()
+    public static TypeEntry? Builtin(ulong id)
     {
-        var entries = new TypeEntry?[FirstDynamicId];
-        for (int i = 0; i < s_builtins.Length; i++)
+        if (id >= FirstDynamicId)
         {
-            entries[(int)StringId + i] = new TypeEntry(s_builtins[i]);
+            return null;
         }
 
-        return entries;
-    }
+        if (s_builtinEntries[id] is { } entry)
+        {
+            return entry;
+        }
 
-    public static TypeEntry? Builtin(ulong id) => id < FirstDynamicId ? s_builtinEntries[id] : null;
+        return TypeOf(id) is { } type ? s_builtinEntries[id] = new TypeEntry(type) : null;
+    }
 }

@@ -27,7 +27,12 @@ internal sealed class ProcessConverter<T> : ObjectConverter<T>
         (string name, bool daemon, int[] identity, Delegate? target) = value.SnapshotForChild();
         writer.WriteString(name);
         writer.WriteBoolean(daemon);
-        writer.WriteValue(identity);
+        writer.WriteVarUInt((uint)identity.Length);
+        foreach (int part in identity)
+        {
+            writer.WriteVarUInt((uint)part);
+        }
+
         try
         {
             writer.WriteValue(target);
@@ -50,7 +55,12 @@ internal sealed class ProcessConverter<T> : ObjectConverter<T>
         reader.Register(process);
         string name = reader.ReadString() ?? "";
         bool daemon = reader.ReadBoolean();
-        int[] identity = reader.ReadValue<int[]>() ?? [];
+        var identity = new int[reader.ReadLength(1)];
+        for (int i = 0; i < identity.Length; i++)
+        {
+            identity[i] = (int)reader.ReadVarUInt();
+        }
+
         Delegate? target = reader.ReadValue<Delegate?>();
         process.InitializeInChild(name, daemon, identity, target);
         foreach (FieldSerializer field in _fields)
