@@ -155,6 +155,37 @@ public sealed class ProcessTests : IDisposable
     }
 
     [Fact]
+    public void After_Join_the_child_is_gone_even_with_background_threads_running()
+    {
+        string path = _scratch.File("busy");
+        var p = new mp.Process(() =>
+        {
+            new Thread(() =>
+            {
+                while (true)
+                {
+                    File.AppendAllText(path, "x");
+                }
+            })
+            { IsBackground = true }.Start();
+        });
+        Bounded.Run(p);
+        Assert.False(Directory.Exists($"/proc/{p.Pid}"), "the child still exists after Join returned");
+        Assert.False(p.IsAlive);
+        long length = new FileInfo(path).Length;
+        Assert.Equal(length, new FileInfo(path).Length);
+    }
+
+    [Fact]
+    public void Join_accepts_any_timeout_up_to_forever()
+    {
+        var p = new mp.Process(() => { });
+        p.Start();
+        Assert.True(p.Join(TimeSpan.MaxValue));
+        Assert.True(p.Join(Timeout.InfiniteTimeSpan));
+    }
+
+    [Fact]
     public void Starting_twice_throws_InvalidOperationException()
     {
         var p = new mp.Process(() => { });

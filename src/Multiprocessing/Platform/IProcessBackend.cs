@@ -6,7 +6,7 @@ namespace Multiprocessing.Platform;
 internal interface IProcessBackend
 {
     /// <summary>Starts <paramref name="executable"/> with a control channel installed as <paramref name="controlFd"/> in the child and stdin on /dev/null.</summary>
-    LaunchedChild Launch(string executable, IReadOnlyList<string> arguments, IReadOnlyList<string> environment, int controlFd, Func<MemoryStream, int?> exitDeclaration);
+    LaunchedChild Launch(string executable, IReadOnlyList<string> arguments, IReadOnlyList<string> environment, int controlFd);
 
     /// <summary>Opens the control channel a parent handed to this process.</summary>
     IControlChannel AdoptInheritedChannel(int fd);
@@ -21,8 +21,8 @@ internal interface IProcessBackend
     bool Signal(SafeHandle sentinel, int signal);
 
     /// <summary>
-    /// Reads what <paramref name="child"/> writes as it writes it, and calls <see cref="LaunchedChild.NotifyExited"/> when
-    /// it declares its exit or is reaped. The watcher owns the control channel and holds a reference on the sentinel until the child is reaped.
+    /// Reads what <paramref name="child"/> writes as it writes it, and calls <see cref="LaunchedChild.NotifyExited"/> once it
+    /// has been reaped. The watcher owns the control channel and holds a reference on the sentinel until then.
     /// </summary>
     void Watch(LaunchedChild child);
 
@@ -63,7 +63,7 @@ internal interface IControlChannel : IDisposable
 }
 
 /// <summary>A child started by <see cref="IProcessBackend.Launch"/>.</summary>
-internal sealed class LaunchedChild(int pid, SafeHandle sentinel, IControlChannel control, Func<MemoryStream, int?>? exitDeclaration)
+internal sealed class LaunchedChild(int pid, SafeHandle sentinel, IControlChannel control)
 {
     /// <summary>The OS process id.</summary>
     public int Pid { get; } = pid;
@@ -83,8 +83,36 @@ internal sealed class LaunchedChild(int pid, SafeHandle sentinel, IControlChanne
     private readonly Lock _gate = new();
     private Action<LaunchedChild>? _onExit;
     private bool _exited;
+    private bool _claimed;
 
-    /// <summary>Makes <paramref name="onExit"/> the code told of the child's end; false if it has already ended.</summary>
+    /// <summary>Marks a spare child as taken for a start request; false if it has already ended.</summary>
+    public bool TryClaim()
+    {
+        lock (_gate)
+        {
+            if (_exited)
+            {
+                return false;
+            }
+
+            _claimed = true;
+            return true;
+        }
+    }
+
+    /// <summary>Whether <see cref="TryClaim"/> succeeded: the child carries a start request and its sentinel belongs to that process.</summary>
+    public bool Claimed
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _claimed;
+            }
+        }
+    }
+
+    /// <summary>Makes <paramref name="onExit"/> the code told of the child's end; false if it has already ended (then <see cref="ExitCode"/> and <see cref="Received"/> are final).</summary>
     public bool TryAssignOwner(Action<LaunchedChild> onExit)
     {
         lock (_gate)
@@ -99,9 +127,6 @@ internal sealed class LaunchedChild(int pid, SafeHandle sentinel, IControlChanne
         }
     }
 
-    /// <summary>Finds, in what the child has written so far, the exit code it declared just before exiting.</summary>
-    public Func<MemoryStream, int?>? ExitDeclaration { get; } = exitDeclaration;
-
     /// <summary>Whether the exit handler has run.</summary>
     public bool Exited
     {
@@ -114,7 +139,7 @@ internal sealed class LaunchedChild(int pid, SafeHandle sentinel, IControlChanne
         }
     }
 
-    /// <summary>Runs the exit handler once, with <paramref name="exitCode"/>: called when the child declares its exit or when it is reaped, whichever is first.</summary>
+    /// <summary>Runs the exit handler once, with <paramref name="exitCode"/>: called by the watcher when the child has been reaped.</summary>
     public void NotifyExited(int exitCode)
     {
         Action<LaunchedChild>? onExit;

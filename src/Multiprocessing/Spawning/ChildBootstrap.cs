@@ -70,7 +70,6 @@ internal static class ChildBootstrap
             ChildRegistry.OnExit();
         }
 
-        _ = control.TrySendAll(ChildProtocol.ExitFrame(exitCode));
         backend.ExitImmediately(exitCode);
     }
 
@@ -202,9 +201,6 @@ internal static class Warmup
         }
 
         _ = ChildProtocol.Frame(ChildProtocol.Error, RemoteException.FromException(new InvalidOperationException("warmup")));
-        var received = new MemoryStream();
-        received.Write(ChildProtocol.ExitFrame(0));
-        _ = ChildProtocol.FindExit(received);
         _ = ChildRegistry.Alive();
     }
 }

@@ -57,27 +57,33 @@ internal static class ChildLauncher
     {
         EnsureBootstrapPossible();
         string[] environment = ChildEnvironment();
-        if (TakeSpare(environment, onExit) is { } spare)
+        if (TakeSpare(environment) is { } spare)
         {
             if (spare.Control.TrySendAll(startFrame))
             {
+                Own(spare, onExit);
                 return spare;
             }
 
-            // The spare died before it could be handed the request (killed from outside): start a fresh child instead,
-            // unless its end was already reported to this process, in which case that is what happened to it.
-            if (!spare.TryAssignOwner(static c => c.Sentinel.Dispose()))
-            {
-                return spare;
-            }
+            // The spare died before it could be handed the request (killed from outside): start a fresh child instead.
+            Own(spare, static c => c.Sentinel.Dispose());
         }
 
         LaunchedChild child = Spawn(environment);
-        _ = child.TryAssignOwner(onExit);
 
         // A child that dies before reading its request still reports its exit status through the watcher.
         _ = child.Control.TrySendAll(startFrame);
+        Own(child, onExit);
         return child;
+    }
+
+    /// <summary>Hands the child's end to <paramref name="onExit"/>, calling it at once if the child has already ended.</summary>
+    private static void Own(LaunchedChild child, Action<LaunchedChild> onExit)
+    {
+        if (!child.TryAssignOwner(onExit))
+        {
+            onExit(child);
+        }
     }
 
     /// <summary>Refills the spare in the background, primed with the types the last start request held (the next one is likely alike).</summary>
@@ -106,8 +112,9 @@ internal static class ChildLauncher
         try
         {
             string[] environment = ChildEnvironment();
+            string directory = Environment.CurrentDirectory; // before spawning: the child starts in the directory of that moment
             LaunchedChild child = Spawn(environment);
-            var spare = new Spare(child, environment, Environment.CurrentDirectory);
+            var spare = new Spare(child, environment, directory);
             _ = child.TryAssignOwner(c =>
             {
                 lock (s_spareGate)
@@ -119,7 +126,10 @@ internal static class ChildLauncher
                     }
                 }
 
-                c.Sentinel.Dispose();
+                if (!c.Claimed)
+                {
+                    c.Sentinel.Dispose(); // a claimed spare's sentinel belongs to the process it became
+                }
             });
             _ = child.Control.TrySendAll(ChildProtocol.Frame(ChildProtocol.Preload, preload));
             lock (s_spareGate)
@@ -149,7 +159,7 @@ internal static class ChildLauncher
 
     private static bool s_discarded;
 
-    private static LaunchedChild? TakeSpare(string[] environment, Action<LaunchedChild> onExit)
+    private static LaunchedChild? TakeSpare(string[] environment)
     {
         Spare? spare;
         lock (s_spareGate)
@@ -165,7 +175,7 @@ internal static class ChildLauncher
         }
 
         if (spare.Environment.AsSpan().SequenceEqual(environment) && spare.WorkingDirectory == Environment.CurrentDirectory
-            && spare.Child.TryAssignOwner(onExit))
+            && spare.Child.TryClaim())
         {
             return spare.Child;
         }
@@ -200,7 +210,7 @@ internal static class ChildLauncher
         string[] commandLine = s_commandLine ??= ReadCommandLine();
         string executable = Environment.ProcessPath ?? throw new PlatformNotSupportedException("The path of the running executable is unknown, so a child cannot be started.");
         IProcessBackend backend = ProcessBackend.Current;
-        LaunchedChild child = backend.Launch(executable, commandLine, environment, ControlFd, ChildProtocol.FindExit);
+        LaunchedChild child = backend.Launch(executable, commandLine, environment, ControlFd);
         backend.Watch(child);
         return child;
     }

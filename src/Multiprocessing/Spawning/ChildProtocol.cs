@@ -13,7 +13,6 @@ internal static class ChildProtocol
     public const byte Preload = 1;
     public const byte Start = 2;
     public const byte Error = 3;
-    public const byte Exit = 4;
 
     private const int MaximumFrame = 1 << 30;
 
@@ -39,40 +38,6 @@ internal static class ChildProtocol
         {
             BinarySerializer.Return(writer);
         }
-    }
-
-    /// <summary>The last frame a child sends: its exit code, right before it exits.</summary>
-    public static byte[] ExitFrame(int exitCode)
-    {
-        var frame = new byte[9];
-        BinaryPrimitives.WriteInt32LittleEndian(frame, 5);
-        frame[4] = Exit;
-        BinaryPrimitives.WriteInt32LittleEndian(frame.AsSpan(5), exitCode);
-        return frame;
-    }
-
-    /// <summary>The exit code a child declared, if its exit frame has arrived.</summary>
-    public static int? FindExit(MemoryStream received)
-    {
-        ReadOnlySpan<byte> data = received.GetBuffer().AsSpan(0, (int)received.Length);
-        int offset = 0;
-        while (data.Length - offset >= 5)
-        {
-            int length = BinaryPrimitives.ReadInt32LittleEndian(data[offset..]);
-            if (length < 1 || length > data.Length - offset - 4)
-            {
-                return null;
-            }
-
-            if (data[offset + 4] == Exit && length == 5)
-            {
-                return BinaryPrimitives.ReadInt32LittleEndian(data[(offset + 5)..]);
-            }
-
-            offset += 4 + length;
-        }
-
-        return null;
     }
 
     /// <summary>Reads one frame; null at end of stream.</summary>

@@ -214,34 +214,48 @@ public class Process : IDisposable
 
     private void OnExited(LaunchedChild child)
     {
+        try
+        {
+            _error = ReadErrorReport(child);
+            _exitCode = child.ExitCode;
+            ChildRegistry.Remove(this);
+            lock (_gate)
+            {
+                if (_disposed)
+                {
+                    child.Sentinel.Dispose();
+                }
+            }
+        }
+        finally
+        {
+            // Whatever failed above, a joiner must not wait forever.
+            _exitCode ??= child.ExitCode;
+            _exited.TrySetResult();
+        }
+    }
+
+    private static RemoteException? ReadErrorReport(LaunchedChild child)
+    {
         RemoteException? error = null;
         foreach ((byte kind, byte[] body) in ChildProtocol.Parse(child.Received.ToArray()))
         {
-            if (kind == ChildProtocol.Error)
+            if (kind != ChildProtocol.Error)
             {
-                try
-                {
-                    error = Serialization.BinarySerializer.Default.Deserialize<RemoteException>(body);
-                }
-                catch (System.Runtime.Serialization.SerializationException ex)
-                {
-                    error = new RemoteException(typeof(System.Runtime.Serialization.SerializationException).FullName!, "The child's error report could not be read: " + ex.Message, "", null);
-                }
+                continue;
+            }
+
+            try
+            {
+                error = Serialization.BinarySerializer.Default.Deserialize<RemoteException>(body);
+            }
+            catch (System.Runtime.Serialization.SerializationException ex)
+            {
+                error = new RemoteException(typeof(System.Runtime.Serialization.SerializationException).FullName!, "The child's error report could not be read: " + ex.Message, "", null);
             }
         }
 
-        _error = error;
-        _exitCode = child.ExitCode;
-        ChildRegistry.Remove(this);
-        lock (_gate)
-        {
-            if (_disposed)
-            {
-                child.Sentinel.Dispose();
-            }
-        }
-
-        _exited.TrySetResult();
+        return error;
     }
 
     /// <summary>Waits until the process ends.</summary>
@@ -255,9 +269,10 @@ public class Process : IDisposable
         switch (_role)
         {
             case Role.Child:
-                return _exited.Task.Wait(timeout);
+                // Task.Wait takes at most int.MaxValue milliseconds; anything longer is as good as forever.
+                return _exited.Task.Wait(timeout.TotalMilliseconds >= int.MaxValue ? Timeout.InfiniteTimeSpan : timeout);
             case Role.Parent:
-                return ProcessBackend.Current.WaitSentinel(_sentinel!, timeout);
+                return _sentinel is null || ProcessBackend.Current.WaitSentinel(_sentinel, timeout);
             case Role.Current:
                 throw new InvalidOperationException("A process cannot join itself.");
             default:

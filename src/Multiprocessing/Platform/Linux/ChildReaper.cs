@@ -70,30 +70,42 @@ internal sealed unsafe class ChildReaper
 
             for (int i = 0; i < n; i++)
             {
-                ulong data = events[i].Data;
-                if (data == 0)
+                try
                 {
-                    ulong value;
-                    _ = LibC.read(_wakeup, (byte*)&value, 8);
-                    AdmitPending();
-                    continue;
+                    Handle(events[i].Data);
                 }
-
-                int key = (int)(data & ~1UL);
-                if (!_entries.TryGetValue(key, out Entry? entry))
+                catch (Exception ex)
                 {
-                    continue;
-                }
-
-                if ((data & 1) == 1)
-                {
-                    ReadControl(entry);
-                }
-                else
-                {
-                    TryReap(key, entry);
+                    // This thread reaps every child: one failure must not take it (or the process) down.
+                    Console.Error.WriteLine($"Multiprocessing: the child watcher hit an error and goes on: {ex}");
                 }
             }
+        }
+    }
+
+    private void Handle(ulong data)
+    {
+        if (data == 0)
+        {
+            ulong value;
+            _ = LibC.read(_wakeup, (byte*)&value, 8);
+            AdmitPending();
+            return;
+        }
+
+        int key = (int)(data & ~1UL);
+        if (!_entries.TryGetValue(key, out Entry? entry))
+        {
+            return;
+        }
+
+        if ((data & 1) == 1)
+        {
+            ReadControl(entry);
+        }
+        else
+        {
+            TryReap(key, entry);
         }
     }
 
@@ -124,13 +136,6 @@ internal sealed unsafe class ChildReaper
         {
             entry.ControlOpen = false;
             _ = LibC.epoll_ctl(_epoll, LibC.EPOLL_CTL_DEL, entry.Control.Handle.Fd, null);
-        }
-
-        // A child declares its exit code right before _exit; tearing down a runtime's address space takes
-        // milliseconds more, and nothing of the child's own code runs in that time.
-        if (!entry.Child.Exited && entry.Child.ExitDeclaration?.Invoke(entry.Child.Received) is int declared)
-        {
-            Notify(entry.Child, declared);
         }
     }
 

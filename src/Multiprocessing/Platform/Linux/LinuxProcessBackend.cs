@@ -15,7 +15,7 @@ internal sealed unsafe class LinuxProcessBackend : IProcessBackend
 
     public int KillSignal => LibC.SIGKILL;
 
-    public LaunchedChild Launch(string executable, IReadOnlyList<string> arguments, IReadOnlyList<string> environment, int controlFd, Func<MemoryStream, int?> exitDeclaration)
+    public LaunchedChild Launch(string executable, IReadOnlyList<string> arguments, IReadOnlyList<string> environment, int controlFd)
     {
         int* pair = stackalloc int[2];
         if (LibC.socketpair(LibC.AF_UNIX, LibC.SOCK_STREAM | LibC.SOCK_CLOEXEC, 0, pair) != 0)
@@ -42,7 +42,7 @@ internal sealed unsafe class LinuxProcessBackend : IProcessBackend
                 throw new Win32Exception(errno, "pidfd_open failed (Linux 5.3 or later is required)");
             }
 
-            return new LaunchedChild(pid, new FileDescriptorHandle(pidfd), new SocketChannel(parentEnd), exitDeclaration);
+            return new LaunchedChild(pid, new FileDescriptorHandle(pidfd), new SocketChannel(parentEnd));
         }
         catch
         {
@@ -190,7 +190,15 @@ internal sealed unsafe class LinuxProcessBackend : IProcessBackend
     public bool Signal(SafeHandle sentinel, int signal)
     {
         bool added = false;
-        sentinel.DangerousAddRef(ref added);
+        try
+        {
+            sentinel.DangerousAddRef(ref added);
+        }
+        catch (ObjectDisposedException)
+        {
+            return false; // released: the process has been reaped
+        }
+
         try
         {
             return LibC.pidfd_send_signal((int)sentinel.DangerousGetHandle(), signal) == 0;

@@ -10,7 +10,15 @@ internal sealed unsafe class SocketChannel(FileDescriptorHandle handle) : IContr
     public bool TrySendAll(ReadOnlySpan<byte> data)
     {
         bool added = false;
-        Handle.DangerousAddRef(ref added);
+        try
+        {
+            Handle.DangerousAddRef(ref added);
+        }
+        catch (ObjectDisposedException)
+        {
+            return false; // the watcher closed it: the child has been reaped
+        }
+
         try
         {
             fixed (byte* start = data)
