@@ -12,5 +12,12 @@ internal static class LibraryInitializer
     {
         Serialization.Converters.AddProvider(Spawning.ProcessConverter<Process>.Provide);
         Serialization.Converters.AddProvider(static type => type == typeof(Spawning.StartRequest) ? new Spawning.StartRequestConverter() : null);
+
+        // Before the app can change directory: children re-run this command line, whose paths may be relative.
+        // A child has its parent's (already absolute) command line and needs nothing.
+        if (Environment.GetEnvironmentVariable(Spawning.ChildLauncher.ChildVariable) is null)
+        {
+            Spawning.ChildLauncher.CaptureCommandLine();
+        }
     }
 }

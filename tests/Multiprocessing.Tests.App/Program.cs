@@ -30,6 +30,10 @@ switch (mode)
         }
 
         break;
+    case "cwd":
+        // Started with a relative path to this dll: children must still find it after the directory changes.
+        Environment.CurrentDirectory = Path.GetTempPath();
+        goto case "hello";
     case "hello":
     case "main-bootstrap":
         var p = new mp.Process(() => Console.WriteLine($"CHILD {mp.Process.Current.Name} parent={mp.Process.Parent?.Pid}"));

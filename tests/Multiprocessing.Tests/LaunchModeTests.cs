@@ -42,6 +42,14 @@ public sealed partial class LaunchModeTests
     }
 
     [Fact]
+    public void Works_when_started_by_a_relative_path_and_the_directory_changes()
+    {
+        string parent = Path.GetDirectoryName(s_appDirectory.TrimEnd(Path.DirectorySeparatorChar))!;
+        string relative = Path.Combine(Path.GetFileName(s_appDirectory.TrimEnd(Path.DirectorySeparatorChar)), "Multiprocessing.Tests.App.dll");
+        AssertChildRanWithoutMain(Bounded.CommandIn(parent, s_dotnet, relative, "cwd"));
+    }
+
+    [Fact]
     public void Works_inside_the_test_host()
     {
         // This very test runs in the xunit test host; every other process test depends on it too.

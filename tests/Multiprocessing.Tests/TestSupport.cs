@@ -24,25 +24,35 @@ internal static class Bounded
         return sentinel is null || ProcessBackend.Current.WaitSentinel(sentinel, timeout);
     }
 
-    /// <summary>Runs an external command and returns its exit code, stdout and stderr.</summary>
-    public static (int ExitCode, string Output, string Error) Command(string file, params string[] arguments)
+    /// <summary>Runs an external command and returns its exit code, stdout and stderr; kills it and fails if it takes over two minutes.</summary>
+    public static (int ExitCode, string Output, string Error) Command(string file, params string[] arguments) => CommandIn(null, file, arguments);
+
+    /// <summary>As <see cref="Command"/>, in <paramref name="workingDirectory"/>.</summary>
+    public static (int ExitCode, string Output, string Error) CommandIn(string? workingDirectory, string file, params string[] arguments)
     {
         var info = new System.Diagnostics.ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (workingDirectory is not null)
+        {
+            info.WorkingDirectory = workingDirectory;
+        }
+
         foreach (string argument in arguments)
         {
             info.ArgumentList.Add(argument);
         }
 
+        TimeSpan limit = TimeSpan.FromSeconds(120);
         using var process = System.Diagnostics.Process.Start(info)!;
         Task<string> output = process.StandardOutput.ReadToEndAsync();
         Task<string> error = process.StandardError.ReadToEndAsync();
-        if (!process.WaitForExit(TimeSpan.FromSeconds(120)))
+
+        // Output ends only when every holder of the pipes is gone, children included: a leftover child must fail the test, not hang it.
+        if (!process.WaitForExit(limit) || !Task.WaitAll([output, error], limit))
         {
             process.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{file} {string.Join(' ', arguments)} did not finish");
+            throw new TimeoutException($"{file} {string.Join(' ', arguments)} did not finish, or left a process holding its output");
         }
 
-        process.WaitForExit();
         return (process.ExitCode, output.Result, error.Result);
     }
 }

@@ -12,6 +12,19 @@ internal sealed class RawConverter<T> : ObjectConverter<T>
     public override T Read(ref ObjectReader reader) => reader.ReadRaw<T>();
 }
 
+/// <summary>Limits on what a count read from the wire may make a reader allocate.</summary>
+internal static class Allocation
+{
+    /// <summary>Collections grow past this capacity only as items actually arrive.</summary>
+    public const int MaximumInitialCapacity = 4096;
+
+    /// <summary>The fewest serialized bytes an element of <typeparamref name="T"/> can take, scaled so an array of them costs at most 16 bytes of memory per byte of input.</summary>
+    public static int MinimumBytesPerElement<T>(bool raw)
+        => raw ? Math.Max(1, Unsafe.SizeOf<T>()) : typeof(T).IsValueType ? Math.Max(1, Unsafe.SizeOf<T>() / 16) : 1;
+
+    public static int InitialCapacity(int count) => Math.Min(count, MaximumInitialCapacity);
+}
+
 /// <summary>Views spans of raw-copyable values as bytes (the generic constraint cannot be expressed on converters).</summary>
 internal static class RawBytes
 {
@@ -103,7 +116,7 @@ internal sealed class ArrayConverter<T> : ObjectConverter<T[]>
 
     public override T[] Read(ref ObjectReader reader)
     {
-        int length = reader.ReadLength(s_raw ? Unsafe.SizeOf<T>() : 1);
+        int length = reader.ReadLength(Allocation.MinimumBytesPerElement<T>(s_raw));
         var array = new T[length];
         reader.Register(array);
         if (s_raw)
@@ -160,7 +173,7 @@ internal sealed class MultiArrayConverter<T> : ObjectConverter<Array>, IRankedCo
             lengths[d] = reader.ReadLength(0);
             lowerBounds[d] = reader.ReadInt32();
             total *= lengths[d];
-            if (total > reader.Remaining)
+            if (total > reader.Remaining / Allocation.MinimumBytesPerElement<T>(raw: false))
             {
                 throw ObjectReader.Corrupt("an array larger than the data");
             }
@@ -211,8 +224,8 @@ internal sealed class ListConverter<T> : ObjectConverter<List<T>>
 
     public override List<T> Read(ref ObjectReader reader)
     {
-        int count = reader.ReadLength(s_raw ? Unsafe.SizeOf<T>() : 1);
-        var list = new List<T>(count);
+        int count = reader.ReadLength(Allocation.MinimumBytesPerElement<T>(s_raw));
+        var list = new List<T>(s_raw ? count : Allocation.InitialCapacity(count));
         reader.Register(list);
         if (s_raw)
         {
@@ -270,7 +283,7 @@ internal sealed class DictionaryConverter<TKey, TValue> : ObjectConverter<Dictio
     {
         IEqualityComparer<TKey>? comparer = CollectionParts.ReadComparer<TKey>(ref reader);
         int count = reader.ReadLength(2);
-        var dictionary = new Dictionary<TKey, TValue>(count, comparer);
+        var dictionary = new Dictionary<TKey, TValue>(Allocation.InitialCapacity(count), comparer);
         reader.Register(dictionary);
         for (int i = 0; i < count; i++)
         {
@@ -329,7 +342,7 @@ internal sealed class HashSetConverter<T> : ObjectConverter<HashSet<T>>
     {
         IEqualityComparer<T>? comparer = CollectionParts.ReadComparer<T>(ref reader);
         int count = reader.ReadLength(1);
-        var set = new HashSet<T>(count, comparer);
+        var set = new HashSet<T>(Allocation.InitialCapacity(count), comparer);
         reader.Register(set);
         for (int i = 0; i < count; i++)
         {
@@ -354,7 +367,7 @@ internal sealed class QueueConverter<T> : ObjectConverter<Queue<T>>
     public override Queue<T> Read(ref ObjectReader reader)
     {
         int count = reader.ReadLength(1);
-        var queue = new Queue<T>(count);
+        var queue = new Queue<T>(Allocation.InitialCapacity(count));
         reader.Register(queue);
         for (int i = 0; i < count; i++)
         {
@@ -380,7 +393,7 @@ internal sealed class StackConverter<T> : ObjectConverter<Stack<T>>
     public override Stack<T> Read(ref ObjectReader reader)
     {
         int count = reader.ReadLength(1);
-        var stack = new Stack<T>(count);
+        var stack = new Stack<T>(Allocation.InitialCapacity(count));
         reader.Register(stack);
         for (int i = 0; i < count; i++)
         {

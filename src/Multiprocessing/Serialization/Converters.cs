@@ -1,4 +1,5 @@
 using System.Reflection;
+using System.Runtime.CompilerServices;
 
 namespace Multiprocessing.Serialization;
 
@@ -127,6 +128,17 @@ internal static class Converters
             return Make(typeof(RejectConverter<>), type, "has no concrete shape to copy");
         }
 
+        if (HasFinalizer(type))
+        {
+            // A finalizer means a native resource; a copy made field by field would release (or crash on) it twice.
+            return Make(typeof(RejectConverter<>), type, "cannot cross a process boundary: it has a finalizer, so it owns a resource of this process (register a converter for it)");
+        }
+
+        if (type.IsValueType && RuntimeHelpers.SizeOf(type.TypeHandle) > TypeResolver.MaximumValueTypeSize)
+        {
+            return Make(typeof(RejectConverter<>), type, $"is a value type larger than {TypeResolver.MaximumValueTypeSize / 1024} KiB (pass it in an array or a class)");
+        }
+
         return Make(typeof(FieldsConverter<>), type);
     }
 
@@ -149,6 +161,19 @@ internal static class Converters
         var converter = (IReasonedConverter)Activator.CreateInstance(generic.MakeGenericType(argument))!;
         converter.Reason = reason;
         return (ObjectConverter)converter;
+    }
+
+    private static bool HasFinalizer(Type type)
+    {
+        for (Type? t = type; t is not null && t != typeof(object); t = t.BaseType)
+        {
+            if (t.GetMethod("Finalize", BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.DeclaredOnly, Type.EmptyTypes) is not null)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>True for value types that hold no references and no pointers: their bytes are their value.</summary>

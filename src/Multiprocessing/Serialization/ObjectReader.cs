@@ -188,7 +188,7 @@ public ref struct ObjectReader
             case Wire.KindNamed:
                 string assembly = ReadString() ?? throw Corrupt("a type without an assembly name");
                 string name = ReadString() ?? throw Corrupt("a type without a name");
-                return TypeResolver.Resolve(assembly, name);
+                return TypeResolver.EnsureMaterializable(TypeResolver.Resolve(assembly, name));
             case Wire.KindArray:
                 return TypeResolver.MakeArray(ReadTypeReference(), 1, sz: true);
             case Wire.KindMultiArray:
@@ -208,7 +208,7 @@ public ref struct ObjectReader
                     arguments[i] = ReadTypeReference();
                 }
 
-                return TypeResolver.MakeGeneric(definition, arguments);
+                return TypeResolver.EnsureMaterializable(TypeResolver.MakeGeneric(definition, arguments));
             default:
                 throw Corrupt($"unknown type kind {kind}");
         }

@@ -76,6 +76,21 @@ internal static class TypeResolver
         return names;
     }
 
+    /// <summary>Largest value type a reader instantiates code for: a bigger one would overflow the stack of the methods that return it.</summary>
+    public const int MaximumValueTypeSize = 64 * 1024;
+
+    /// <summary>Refuses value types too large to pass by value; everything else is returned as is.</summary>
+    public static Type EnsureMaterializable(Type type)
+    {
+        if (type.IsValueType && !type.ContainsGenericParameters && !type.IsByRefLike
+            && System.Runtime.CompilerServices.RuntimeHelpers.SizeOf(type.TypeHandle) > MaximumValueTypeSize)
+        {
+            throw new SerializationException($"The data holds a {TypeNames.Display(type)}, a value type larger than {MaximumValueTypeSize / 1024} KiB; it is not read.");
+        }
+
+        return type;
+    }
+
     public static Type MakeArray(Type element, int rank, bool sz)
     {
         if (rank is < 1 or > 32 || element.IsByRef || element.IsPointer || element == typeof(void) || element.IsByRefLike || element.ContainsGenericParameters)

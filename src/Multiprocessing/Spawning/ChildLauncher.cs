@@ -207,7 +207,7 @@ internal static class ChildLauncher
 
     private static LaunchedChild Spawn(string[] environment)
     {
-        string[] commandLine = s_commandLine ??= ReadCommandLine();
+        string[] commandLine = s_commandLine ??= CaptureCommandLine();
         string executable = Environment.ProcessPath ?? throw new PlatformNotSupportedException("The path of the running executable is unknown, so a child cannot be started.");
         IProcessBackend backend = ProcessBackend.Current;
         LaunchedChild child = backend.Launch(executable, commandLine, environment, ControlFd);
@@ -215,16 +215,33 @@ internal static class ChildLauncher
         return child;
     }
 
-    /// <summary>The full command line of this process, host arguments included (<c>exec --runtimeconfig …</c> under a test host).</summary>
-    private static string[] ReadCommandLine()
+    /// <summary>
+    /// Records the command line to re-run for children, with relative paths made absolute, so that changing the working
+    /// directory later (<c>dotnet bin/app.dll</c>, then <c>cd /tmp</c>) does not break children. Called when the library loads.
+    /// </summary>
+    public static void CaptureCommandLine(string? workingDirectory = null)
     {
-        if (OperatingSystem.IsLinux())
+        s_commandLine ??= CaptureCommandLineCore(workingDirectory ?? Environment.CurrentDirectory);
+    }
+
+    private static string[] CaptureCommandLine() => CaptureCommandLineCore(Environment.CurrentDirectory);
+
+    /// <summary>The full command line of this process, host arguments included (<c>exec --runtimeconfig …</c> under a test host).</summary>
+    private static string[] CaptureCommandLineCore(string workingDirectory)
+    {
+        string[] arguments = OperatingSystem.IsLinux()
+            ? File.ReadAllText("/proc/self/cmdline").Split('\0')[..^1]
+            : Environment.GetCommandLineArgs();
+        for (int i = 1; i < arguments.Length; i++)
         {
-            string raw = File.ReadAllText("/proc/self/cmdline");
-            return raw.Split('\0', StringSplitOptions.None)[..^1];
+            string argument = arguments[i];
+            if (argument.Length > 0 && !Path.IsPathRooted(argument) && File.Exists(Path.Combine(workingDirectory, argument)))
+            {
+                arguments[i] = Path.GetFullPath(Path.Combine(workingDirectory, argument));
+            }
         }
 
-        return Environment.GetCommandLineArgs();
+        return arguments;
     }
 
     /// <summary>This process's environment plus the bootstrap variables, sorted so spares can be compared.</summary>
@@ -266,14 +283,19 @@ internal static class ChildLauncher
     /// <summary>Throws when children could not take over before <c>Main</c> and <see cref="Process.RunIfChild"/> was not called.</summary>
     public static void EnsureBootstrapPossible()
     {
+        if (!RuntimeFeature.IsDynamicCodeSupported)
+        {
+            throw new PlatformNotSupportedException(
+                "NativeAOT apps cannot start child processes yet: a child finds its target by metadata token and builds its serializers at run time, neither of which NativeAOT supports.");
+        }
+
         if (!StartupHooksSupported && !ChildBootstrap.MainCalledRunIfChild)
         {
             throw new InvalidOperationException(
-                "This app cannot start child processes yet: startup hooks are disabled (a trimmed or NativeAOT build), so a child would run Main. "
+                "This app cannot start child processes yet: startup hooks are disabled (a trimmed build), so a child would run Main. "
                 + "Add 'Multiprocessing.Process.RunIfChild();' as the first statement of Main.");
         }
     }
 
-    private static bool StartupHooksSupported => RuntimeFeature.IsDynamicCodeSupported
-        && (!AppContext.TryGetSwitch("System.StartupHookProvider.IsSupported", out bool supported) || supported);
+    private static bool StartupHooksSupported => !AppContext.TryGetSwitch("System.StartupHookProvider.IsSupported", out bool supported) || supported;
 }

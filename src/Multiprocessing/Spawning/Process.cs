@@ -90,9 +90,10 @@ public class Process : IDisposable
     public static IReadOnlyList<Process> ActiveChildren() => ChildRegistry.Alive();
 
     /// <summary>
-    /// For apps where startup hooks are disabled (trimmed or NativeAOT): call this first thing in <c>Main</c>. In a
-    /// child started by this library it runs the child's target and never returns; anywhere else it returns at once.
+    /// For apps where startup hooks are disabled (trimmed builds): call this first thing in <c>Main</c>. In a child
+    /// started by this library it runs the child's target and never returns; anywhere else it returns at once.
     /// </summary>
+    /// <remarks>NativeAOT apps cannot start children yet; <see cref="Start"/> throws <see cref="PlatformNotSupportedException"/> there.</remarks>
     public static void RunIfChild() => ChildBootstrap.RunIfChild(calledFromMain: true);
 
     /// <summary>Whether a spare child is kept started and ready, so <see cref="Start"/> takes about a millisecond instead of a runtime start-up (Python's forkserver idea). On by default.</summary>
