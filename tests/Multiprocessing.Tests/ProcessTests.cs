@@ -177,6 +177,33 @@ public sealed class ProcessTests : IDisposable
     }
 
     [Fact]
+    public void Children_leave_no_runtime_files_behind_however_they_end()
+    {
+        var returns = new mp.Process(() => { });
+        var fails = new mp.Process(() => throw new InvalidOperationException("x"));
+        var killed = new mp.Process(() => Thread.Sleep(Timeout.Infinite));
+        var terminated = new mp.Process(() => Thread.Sleep(Timeout.Infinite));
+        mp.Process[] all = [returns, fails, killed, terminated];
+        foreach (mp.Process p in all)
+        {
+            p.Start();
+        }
+
+        killed.Kill();
+        terminated.Terminate();
+        foreach (mp.Process p in all)
+        {
+            Bounded.Join(p);
+        }
+
+        string directory = Environment.GetEnvironmentVariable("TMPDIR") is { Length: > 0 } tmp ? tmp : "/tmp";
+        foreach (mp.Process p in all)
+        {
+            Assert.Empty(Directory.GetFiles(directory, $"dotnet-diagnostic-{p.Pid}-*-socket"));
+        }
+    }
+
+    [Fact]
     public void Join_accepts_any_timeout_up_to_forever()
     {
         var p = new mp.Process(() => { });

@@ -26,6 +26,9 @@ internal interface IProcessBackend
     /// </summary>
     void Watch(LaunchedChild child);
 
+    /// <summary>Removes files the runtime of <paramref name="pid"/> (a child that has ended but not been reaped) left behind.</summary>
+    void RemoveRuntimeLeftovers(int pid);
+
     /// <summary>The pid of the process that started this one.</summary>
     int ParentPid { get; }
 

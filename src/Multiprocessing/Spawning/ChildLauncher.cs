@@ -201,7 +201,13 @@ internal static class ChildLauncher
 
         if (spare is not null)
         {
-            _ = ProcessBackend.Current.Signal(spare.Child.Sentinel, ProcessBackend.Current.KillSignal);
+            IProcessBackend backend = ProcessBackend.Current;
+            _ = backend.Signal(spare.Child.Sentinel, backend.KillSignal);
+            if (permanently && backend.WaitSentinel(spare.Child.Sentinel, TimeSpan.FromSeconds(2)))
+            {
+                // At exit the watcher may not get to reap it, so its runtime's leftovers are removed here.
+                backend.RemoveRuntimeLeftovers(spare.Child.Pid);
+            }
         }
     }
 

@@ -156,6 +156,16 @@ internal sealed unsafe class ChildReaper
         byte* siginfo = stackalloc byte[128];
         new Span<byte>(siginfo, 128).Clear();
         int pidfd = (int)entry.Child.Sentinel.DangerousGetHandle();
+
+        // Look first without reaping: a child killed by a signal could not clean up after its runtime, and while it
+        // is a zombie its pid cannot be reused, so its leftovers are unambiguously its own.
+        if (LibC.waitid(LibC.P_PIDFD, pidfd, siginfo, LibC.WEXITED | LibC.WNOHANG | LibC.WNOWAIT) == 0
+            && *(int*)(siginfo + 16) != 0 && *(int*)(siginfo + 8) != LibC.CLD_EXITED)
+        {
+            RuntimeLeftovers.Remove(entry.Child.Pid);
+        }
+
+        new Span<byte>(siginfo, 128).Clear();
         int result = LibC.waitid(LibC.P_PIDFD, pidfd, siginfo, LibC.WEXITED | LibC.WNOHANG);
         int pid = *(int*)(siginfo + 16);
         if (result == 0 && pid == 0)

@@ -31,6 +31,7 @@ internal static unsafe partial class LibC
     public const int P_PIDFD = 3;
     public const int WNOHANG = 1;
     public const int WEXITED = 4;
+    public const int WNOWAIT = 0x01000000;
     public const int CLD_EXITED = 1;
     public const int CLD_KILLED = 2;
     public const int CLD_DUMPED = 3;
@@ -165,4 +166,7 @@ internal static unsafe partial class LibC
 
     [LibraryImport(Lib)]
     public static partial void _exit(int status);
+
+    [LibraryImport(Lib, SetLastError = true, StringMarshalling = StringMarshalling.Utf8)]
+    public static partial int unlink(string path);
 }

@@ -209,11 +209,14 @@ internal sealed unsafe class LinuxProcessBackend : IProcessBackend
         }
     }
 
+    public void RemoveRuntimeLeftovers(int pid) => RuntimeLeftovers.Remove(pid);
+
     public void Watch(LaunchedChild child) => _reaper.Value.Add(child);
 
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
     public void ExitImmediately(int exitCode)
     {
+        RuntimeLeftovers.Remove(Environment.ProcessId); // _exit skips the runtime's own clean-up
         LibC._exit(exitCode);
         throw new InvalidOperationException("_exit returned");
     }
