@@ -1,0 +1,596 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Multiprocessing.Serialization;
+
+namespace Multiprocessing;
+
+/// <summary>
+/// One end of a message channel (Python's <c>multiprocessing.connection.Connection</c>): whole messages, either
+/// objects (<see cref="Send{T}"/>) or bytes (<see cref="SendBytes(ReadOnlySpan{byte})"/>), framed as CPython frames them,
+/// so a Python process can be the other end.
+/// </summary>
+/// <remarks>
+/// One sender and one receiver may use a connection at the same time; concurrent senders never interleave two
+/// messages' bytes. A cancelled asynchronous call closes the connection, since the stream position is then unknown.
+/// </remarks>
+public sealed class Connection : IDisposable
+{
+    /// <summary>Header and payload up to this size go out in a single write, as in CPython.</summary>
+    private const int SingleWriteLimit = 16 * 1024;
+
+    /// <summary>A claimed length is only allocated in full up to this size; beyond it the buffer grows as bytes arrive.</summary>
+    private const int TrustedLength = 1 << 20;
+
+    [ThreadStatic]
+    private static ArrayBufferWriter<byte>? t_buffer;
+
+    private readonly Socket _socket;
+    private readonly SemaphoreSlim _sendGate = new(1, 1);
+    private readonly SemaphoreSlim _receiveGate = new(1, 1);
+    private bool _readable;
+    private readonly bool _writable;
+    private volatile bool _closed;
+
+    internal Connection(Socket socket, bool readable, bool writable)
+    {
+        _socket = socket;
+        _readable = readable;
+        _writable = writable;
+        if (!readable)
+        {
+            TryShutdown(SocketShutdown.Receive);
+        }
+
+        if (!writable)
+        {
+            TryShutdown(SocketShutdown.Send);
+        }
+    }
+
+    internal Socket Socket => _socket;
+
+    /// <summary>Whether the connection has been closed.</summary>
+    public bool Closed => _closed;
+
+    /// <summary>Whether this end can receive.</summary>
+    public bool Readable => _readable && !_closed;
+
+    /// <summary>Whether this end can send.</summary>
+    public bool Writable => _writable && !_closed;
+
+    /// <summary>Sends <paramref name="value"/> as one message, serialized with <see cref="Serializer.Current"/>.</summary>
+    /// <exception cref="System.Runtime.Serialization.SerializationException">The value cannot cross a process boundary; nothing was sent.</exception>
+    public void Send<T>(T value)
+    {
+        EnsureWritable();
+        ArrayBufferWriter<byte> buffer = t_buffer ??= new ArrayBufferWriter<byte>(256);
+        buffer.ResetWrittenCount();
+        buffer.Advance(4);
+        Serializer.Current.Serialize(buffer, value);
+        Span<byte> message = MemoryMarshal.AsMemory(buffer.WrittenMemory).Span;
+        BinaryPrimitives.WriteInt32BigEndian(message, message.Length - 4);
+        _sendGate.Wait();
+        try
+        {
+            WriteAll(message);
+        }
+        finally
+        {
+            _sendGate.Release();
+            if (buffer.Capacity > 1 << 20)
+            {
+                t_buffer = null; // do not keep a huge buffer on the thread
+            }
+        }
+    }
+
+    /// <summary>Sends <paramref name="data"/> as one message of raw bytes (CPython's <c>send_bytes</c>); it may be empty.</summary>
+    public void SendBytes(ReadOnlySpan<byte> data)
+    {
+        EnsureWritable();
+        Span<byte> header = stackalloc byte[12];
+        int headerLength = WriteHeader(header, data.Length);
+        _sendGate.Wait();
+        try
+        {
+            if (data.Length <= SingleWriteLimit)
+            {
+                byte[] joined = ArrayPool<byte>.Shared.Rent(headerLength + data.Length);
+                try
+                {
+                    header[..headerLength].CopyTo(joined);
+                    data.CopyTo(joined.AsSpan(headerLength));
+                    WriteAll(joined.AsSpan(0, headerLength + data.Length));
+                }
+                finally
+                {
+                    ArrayPool<byte>.Shared.Return(joined);
+                }
+            }
+            else
+            {
+                WriteAll(header[..headerLength]);
+                WriteAll(data);
+            }
+        }
+        finally
+        {
+            _sendGate.Release();
+        }
+    }
+
+    /// <summary>Sends <paramref name="size"/> bytes of <paramref name="buffer"/> from <paramref name="offset"/> as one message.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The offset or size falls outside the buffer.</exception>
+    public void SendBytes(byte[] buffer, int offset, int size)
+    {
+        ArgumentNullException.ThrowIfNull(buffer);
+        ValidateRange(buffer, offset, size);
+        SendBytes(buffer.AsSpan(offset, size));
+    }
+
+    /// <summary>Receives one message and deserializes it as <typeparamref name="T"/>.</summary>
+    /// <exception cref="EndOfStreamException">The other end was closed and nothing is left to read.</exception>
+    /// <exception cref="IOException">The stream ended inside a message, or the message was malformed.</exception>
+    public T Recv<T>()
+    {
+        EnsureReadable();
+        _receiveGate.Wait();
+        try
+        {
+            (byte[] data, int length) = ReceiveMessage(maxLength: null, pooled: true);
+            try
+            {
+                return Serializer.Current.Deserialize<T>(data.AsSpan(0, length));
+            }
+            finally
+            {
+                ArrayPool<byte>.Shared.Return(data);
+            }
+        }
+        finally
+        {
+            _receiveGate.Release();
+        }
+    }
+
+    /// <summary>Receives one message and deserializes it as whatever it holds.</summary>
+    public object? Recv() => Recv<object?>();
+
+    /// <summary>Receives one message of raw bytes.</summary>
+    /// <param name="maxLength">If the message is longer, <see cref="IOException"/> is thrown and this end can no longer receive.</param>
+    public byte[] RecvBytes(int? maxLength = null)
+    {
+        if (maxLength < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(maxLength), maxLength, "The maximum length must not be negative.");
+        }
+
+        EnsureReadable();
+        _receiveGate.Wait();
+        try
+        {
+            (byte[] data, int length) = ReceiveMessage(maxLength, pooled: false);
+            return data.Length == length ? data : data[..length];
+        }
+        finally
+        {
+            _receiveGate.Release();
+        }
+    }
+
+    /// <summary>Receives one message into <paramref name="buffer"/> at <paramref name="offset"/> and returns its length.</summary>
+    /// <exception cref="BufferTooShortException">The message does not fit; it is in the exception's <see cref="BufferTooShortException.Payload"/>.</exception>
+    public int RecvBytesInto(byte[] buffer, int offset = 0)
+    {
+        ArgumentNullException.ThrowIfNull(buffer);
+        if ((uint)offset > (uint)buffer.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(offset), offset, "The offset falls outside the buffer.");
+        }
+
+        byte[] message = RecvBytes();
+        if (message.Length > buffer.Length - offset)
+        {
+            throw new BufferTooShortException($"A message of {message.Length} bytes does not fit in the {buffer.Length - offset} bytes after offset {offset}.", message);
+        }
+
+        message.CopyTo(buffer, offset);
+        return message.Length;
+    }
+
+    /// <summary>Whether a message (or the end of the stream) is waiting; waits up to <paramref name="timeout"/> (zero: do not wait; <see cref="Timeout.InfiniteTimeSpan"/>: forever).</summary>
+    public bool Poll(TimeSpan timeout = default)
+    {
+        EnsureReadable();
+        return Platform.Readiness.Wait([(int)_socket.Handle], ToMilliseconds(timeout))[0];
+    }
+
+    /// <summary>Sends <paramref name="value"/> as one message without blocking a thread.</summary>
+    public async ValueTask SendAsync<T>(T value, CancellationToken cancellationToken = default)
+    {
+        EnsureWritable();
+        var buffer = new ArrayBufferWriter<byte>(256);
+        buffer.Advance(4);
+        Serializer.Current.Serialize(buffer, value);
+        Memory<byte> message = MemoryMarshal.AsMemory(buffer.WrittenMemory);
+        BinaryPrimitives.WriteInt32BigEndian(message.Span, message.Length - 4);
+        await _sendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await WriteAllAsync(message, atMessageStart: true, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _sendGate.Release();
+        }
+    }
+
+    /// <summary>Sends <paramref name="data"/> as one message of raw bytes without blocking a thread.</summary>
+    public async ValueTask SendBytesAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken = default)
+    {
+        EnsureWritable();
+        byte[] header = new byte[12];
+        int headerLength = WriteHeader(header, data.Length);
+        await _sendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await WriteAllAsync(header.AsMemory(0, headerLength), atMessageStart: true, cancellationToken).ConfigureAwait(false);
+            await WriteAllAsync(data, atMessageStart: false, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _sendGate.Release();
+        }
+    }
+
+    /// <summary>Receives one message and deserializes it, without blocking a thread.</summary>
+    public async ValueTask<T> RecvAsync<T>(CancellationToken cancellationToken = default)
+    {
+        byte[] data = await RecvBytesAsync(null, cancellationToken).ConfigureAwait(false);
+        return Serializer.Current.Deserialize<T>(data);
+    }
+
+    /// <summary>Receives one message of raw bytes without blocking a thread.</summary>
+    public async ValueTask<byte[]> RecvBytesAsync(int? maxLength = null, CancellationToken cancellationToken = default)
+    {
+        EnsureReadable();
+        await _receiveGate.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            byte[] header = new byte[8];
+            if (!await ReadExactlyAsync(header.AsMemory(0, 4), atMessageStart: true, cancellationToken).ConfigureAwait(false))
+            {
+                throw new EndOfStreamException("The connection was closed by its other end.");
+            }
+
+            long length = BinaryPrimitives.ReadInt32BigEndian(header);
+            if (length == -1)
+            {
+                await ReadExactlyAsync(header, atMessageStart: false, cancellationToken).ConfigureAwait(false);
+                length = (long)BinaryPrimitives.ReadUInt64BigEndian(header);
+            }
+
+            CheckLength(length, maxLength);
+            byte[] data = new byte[Math.Min(length, TrustedLength)];
+            int filled = 0;
+            while (filled < length)
+            {
+                if (filled == data.Length)
+                {
+                    Array.Resize(ref data, (int)Math.Min(length, (long)data.Length * 2));
+                }
+
+                await ReadExactlyAsync(data.AsMemory(filled, data.Length - filled), atMessageStart: false, cancellationToken).ConfigureAwait(false);
+                filled = data.Length;
+            }
+
+            return data;
+        }
+        finally
+        {
+            _receiveGate.Release();
+        }
+    }
+
+    /// <summary>
+    /// Waits until any of <paramref name="items"/> is ready and returns those that are: connections with a message
+    /// or end of stream waiting, <see cref="Process"/> objects (or their <see cref="Process.Sentinel"/>) that ended,
+    /// and sockets that are readable.
+    /// </summary>
+    /// <param name="items"><see cref="Connection"/>, <see cref="Process"/>, <see cref="System.Net.Sockets.Socket"/> or <see cref="SafeHandle"/> objects.</param>
+    /// <param name="timeout">Null waits forever; zero or negative only polls.</param>
+    /// <returns>The ready subset, in the order given; empty when the timeout passed.</returns>
+    public static IReadOnlyList<object> Wait(IEnumerable<object> items, TimeSpan? timeout = null)
+    {
+        ArgumentNullException.ThrowIfNull(items);
+        object[] all = items.ToArray();
+        var fds = new int[all.Length];
+        for (int i = 0; i < all.Length; i++)
+        {
+            fds[i] = all[i] switch
+            {
+                Connection connection => (int)connection.Socket.Handle,
+                Process process => (int)process.Sentinel.DangerousGetHandle(),
+                Socket socket => (int)socket.Handle,
+                SafeHandle handle => (int)handle.DangerousGetHandle(),
+                _ => throw new ArgumentException($"Cannot wait on a {all[i]?.GetType().FullName ?? "null"}: pass connections, processes, sockets or OS handles.", nameof(items)),
+            };
+        }
+
+        int milliseconds = timeout is not { } t ? -1 : t <= TimeSpan.Zero ? 0 : ToMilliseconds(t);
+        bool[] ready = Platform.Readiness.Wait(fds, milliseconds);
+        var result = new List<object>();
+        for (int i = 0; i < all.Length; i++)
+        {
+            if (ready[i])
+            {
+                result.Add(all[i]);
+            }
+        }
+
+        return result;
+    }
+
+    /// <summary>Closes this end; the other end then reads <see cref="EndOfStreamException"/> once it has drained what was sent.</summary>
+    public void Close() => Dispose();
+
+    /// <summary>Closes this end.</summary>
+    public void Dispose()
+    {
+        if (_closed)
+        {
+            return;
+        }
+
+        _closed = true;
+        _socket.Dispose();
+    }
+
+    /// <summary>Describes the connection's state.</summary>
+    public override string ToString() => $"<Connection {(Readable ? "r" : "")}{(Writable ? "w" : "")}{(_closed ? " closed" : "")}>";
+
+    private (byte[] Data, int Length) ReceiveMessage(int? maxLength, bool pooled)
+    {
+        Span<byte> header = stackalloc byte[8];
+        if (!ReadExactly(header[..4], atMessageStart: true))
+        {
+            throw new EndOfStreamException("The connection was closed by its other end.");
+        }
+
+        long length = BinaryPrimitives.ReadInt32BigEndian(header);
+        if (length == -1)
+        {
+            ReadExactly(header, atMessageStart: false);
+            length = (long)BinaryPrimitives.ReadUInt64BigEndian(header);
+        }
+
+        CheckLength(length, maxLength);
+        int size = (int)length;
+        if (pooled && size <= TrustedLength)
+        {
+            byte[] rented = ArrayPool<byte>.Shared.Rent(size);
+            ReadExactly(rented.AsSpan(0, size), atMessageStart: false);
+            return (rented, size);
+        }
+
+        // A peer can claim any length: grow the buffer as bytes actually arrive instead of trusting the claim.
+        byte[] data = new byte[Math.Min(size, TrustedLength)];
+        int filled = 0;
+        while (true)
+        {
+            ReadExactly(data.AsSpan(filled), atMessageStart: false);
+            filled = data.Length;
+            if (filled == size)
+            {
+                break;
+            }
+
+            Array.Resize(ref data, (int)Math.Min(size, (long)data.Length * 2));
+        }
+
+        if (pooled)
+        {
+            byte[] rented = ArrayPool<byte>.Shared.Rent(size);
+            data.CopyTo(rented, 0);
+            return (rented, size);
+        }
+
+        return (data, size);
+    }
+
+    private void CheckLength(long length, int? maxLength)
+    {
+        if (length < 0 || length > Array.MaxLength)
+        {
+            Dispose();
+            throw new IOException($"Bad message length {length}: the stream is not a message stream, or is corrupt; the connection was closed.");
+        }
+
+        if (maxLength is { } max && length > max)
+        {
+            // As CPython: the rest of the message is unread, so this end cannot receive any more.
+            _readable = false;
+            throw new IOException($"A message of {length} bytes is longer than the maximum of {max}; the connection can no longer receive.");
+        }
+    }
+
+    /// <summary>Reads exactly <paramref name="buffer"/>; false only for a clean end of stream before the first byte of a message.</summary>
+    private bool ReadExactly(Span<byte> buffer, bool atMessageStart)
+    {
+        int done = 0;
+        while (done < buffer.Length)
+        {
+            int n;
+            try
+            {
+                n = _socket.Receive(buffer[done..], SocketFlags.None);
+            }
+            catch (SocketException ex)
+            {
+                throw new IOException($"Receiving failed: {ex.Message}", ex);
+            }
+            catch (ObjectDisposedException)
+            {
+                throw new ObjectDisposedException(nameof(Connection), "The connection was closed.");
+            }
+
+            if (n == 0)
+            {
+                if (done == 0 && atMessageStart)
+                {
+                    return false;
+                }
+
+                throw new IOException("The connection was closed in the middle of a message.");
+            }
+
+            done += n;
+        }
+
+        return true;
+    }
+
+    private async ValueTask<bool> ReadExactlyAsync(Memory<byte> buffer, bool atMessageStart, CancellationToken cancellationToken)
+    {
+        int done = 0;
+        while (done < buffer.Length)
+        {
+            int n;
+            try
+            {
+                n = await _socket.ReceiveAsync(buffer[done..], SocketFlags.None, cancellationToken).ConfigureAwait(false);
+            }
+            catch (SocketException ex)
+            {
+                throw new IOException($"Receiving failed: {ex.Message}", ex);
+            }
+            catch (OperationCanceledException) when (!(atMessageStart && done == 0))
+            {
+                Dispose(); // part of a message was consumed: the stream can no longer be trusted
+                throw;
+            }
+
+            if (n == 0)
+            {
+                if (done == 0 && atMessageStart)
+                {
+                    return false;
+                }
+
+                throw new IOException("The connection was closed in the middle of a message.");
+            }
+
+            done += n;
+        }
+
+        return true;
+    }
+
+    private void WriteAll(ReadOnlySpan<byte> data)
+    {
+        try
+        {
+            while (!data.IsEmpty)
+            {
+                data = data[_socket.Send(data, SocketFlags.None)..];
+            }
+        }
+        catch (SocketException ex)
+        {
+            throw new IOException($"Sending failed (is the other end closed?): {ex.Message}", ex);
+        }
+    }
+
+    private async ValueTask WriteAllAsync(ReadOnlyMemory<byte> data, bool atMessageStart, CancellationToken cancellationToken)
+    {
+        bool sentAny = false;
+        try
+        {
+            while (!data.IsEmpty)
+            {
+                int n = await _socket.SendAsync(data, SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                sentAny |= n > 0;
+                data = data[n..];
+            }
+        }
+        catch (SocketException ex)
+        {
+            throw new IOException($"Sending failed (is the other end closed?): {ex.Message}", ex);
+        }
+        catch (OperationCanceledException) when (sentAny || !atMessageStart)
+        {
+            Dispose(); // part of a message went out: the stream can no longer be trusted
+            throw;
+        }
+    }
+
+    /// <summary>CPython's framing: a 4-byte big-endian signed length, or −1 then an 8-byte length for payloads over 2^31−1 bytes.</summary>
+    private static int WriteHeader(Span<byte> header, long length)
+    {
+        if (length <= int.MaxValue)
+        {
+            BinaryPrimitives.WriteInt32BigEndian(header, (int)length);
+            return 4;
+        }
+
+        BinaryPrimitives.WriteInt32BigEndian(header, -1);
+        BinaryPrimitives.WriteUInt64BigEndian(header[4..], (ulong)length);
+        return 12;
+    }
+
+    private static void ValidateRange(byte[] buffer, int offset, int size)
+    {
+        if ((uint)offset > (uint)buffer.Length)
+        {
+            throw new ArgumentOutOfRangeException(nameof(offset), offset, "The offset falls outside the buffer.");
+        }
+
+        if (size < 0 || size > buffer.Length - offset)
+        {
+            throw new ArgumentOutOfRangeException(nameof(size), size, "The size runs past the end of the buffer.");
+        }
+    }
+
+    private static int ToMilliseconds(TimeSpan timeout)
+    {
+        if (timeout == Timeout.InfiniteTimeSpan)
+        {
+            return -1;
+        }
+
+        Process.ValidateTimeout(timeout);
+        return timeout.TotalMilliseconds >= int.MaxValue ? -1 : (int)Math.Ceiling(timeout.TotalMilliseconds);
+    }
+
+    private void EnsureReadable()
+    {
+        ObjectDisposedException.ThrowIf(_closed, this);
+        if (!_readable)
+        {
+            throw new InvalidOperationException("This end of the connection cannot receive (it is the write-only end of a one-way pipe, or a message was too long).");
+        }
+    }
+
+    private void EnsureWritable()
+    {
+        ObjectDisposedException.ThrowIf(_closed, this);
+        if (!_writable)
+        {
+            throw new InvalidOperationException("This end of the connection cannot send (it is the read-only end of a one-way pipe).");
+        }
+    }
+
+    private void TryShutdown(SocketShutdown how)
+    {
+        try
+        {
+            _socket.Shutdown(how);
+        }
+        catch (SocketException)
+        {
+            // Already closed by the other side: nothing to shut.
+        }
+    }
+}
