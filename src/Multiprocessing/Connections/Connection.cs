@@ -31,6 +31,7 @@ public sealed class Connection : IDisposable
     private readonly SemaphoreSlim _receiveGate = new(1, 1);
     private bool _readable;
     private readonly bool _writable;
+    private readonly bool _carriesHandles;
     private volatile bool _closed;
 
     internal Connection(Socket socket, bool readable, bool writable)
@@ -38,6 +39,7 @@ public sealed class Connection : IDisposable
         _socket = socket;
         _readable = readable;
         _writable = writable;
+        _carriesHandles = Platform.HandlePassing.CanCarry(socket);
         if (!readable)
         {
             TryShutdown(SocketShutdown.Receive);
@@ -65,6 +67,12 @@ public sealed class Connection : IDisposable
     public void Send<T>(T value)
     {
         EnsureWritable();
+        if (Serializer.Current is BinarySerializer)
+        {
+            SendWithBinarySerializer(value);
+            return;
+        }
+
         ArrayBufferWriter<byte> buffer = t_buffer ??= new ArrayBufferWriter<byte>(256);
         buffer.ResetWrittenCount();
         buffer.Advance(4);
@@ -83,6 +91,39 @@ public sealed class Connection : IDisposable
             {
                 t_buffer = null; // do not keep a huge buffer on the thread
             }
+        }
+    }
+
+    /// <summary>Serializes straight behind the frame header; connections and other OS handles in the value travel beside the bytes (Unix sockets only).</summary>
+    private void SendWithBinarySerializer<T>(T value)
+    {
+        ObjectWriter writer = BinarySerializer.Rent();
+        try
+        {
+            writer.WriteInt32(0);
+            writer.CanCarryHandles = _carriesHandles;
+            BinarySerializer.WriteMessage(writer, value, root: null);
+            writer.WriteInt32BigEndianAt(0, writer.Length - 4);
+            _sendGate.Wait();
+            try
+            {
+                if (writer.Handles is { Count: > 0 } handles)
+                {
+                    Platform.HandlePassing.SendAll(_socket, writer.WrittenSpan, handles);
+                }
+                else
+                {
+                    WriteAll(writer.WrittenSpan);
+                }
+            }
+            finally
+            {
+                _sendGate.Release();
+            }
+        }
+        finally
+        {
+            BinarySerializer.Return(writer);
         }
     }
 
@@ -139,14 +180,18 @@ public sealed class Connection : IDisposable
         _receiveGate.Wait();
         try
         {
-            (byte[] data, int length) = ReceiveMessage(maxLength: null, pooled: true);
+            List<int>? handles = _carriesHandles ? [] : null;
+            (byte[] data, int length) = ReceiveMessage(maxLength: null, pooled: true, handles);
             try
             {
-                return Serializer.Current.Deserialize<T>(data.AsSpan(0, length));
+                return Serializer.Current is BinarySerializer
+                    ? BinarySerializer.DeserializeWithHandles<T>(data.AsSpan(0, length), handles, Platform.HandlePassing.Close)
+                    : Serializer.Current.Deserialize<T>(data.AsSpan(0, length));
             }
             finally
             {
                 ArrayPool<byte>.Shared.Return(data);
+                CloseAll(handles);
             }
         }
         finally
@@ -171,7 +216,9 @@ public sealed class Connection : IDisposable
         _receiveGate.Wait();
         try
         {
-            (byte[] data, int length) = ReceiveMessage(maxLength, pooled: false);
+            List<int>? handles = _carriesHandles ? [] : null;
+            (byte[] data, int length) = ReceiveMessage(maxLength, pooled: false, handles);
+            CloseAll(handles); // a bytes message has no use for handles that came with it
             return data.Length == length ? data : data[..length];
         }
         finally
@@ -351,10 +398,28 @@ public sealed class Connection : IDisposable
     /// <summary>Describes the connection's state.</summary>
     public override string ToString() => $"<Connection {(Readable ? "r" : "")}{(Writable ? "w" : "")}{(_closed ? " closed" : "")}>";
 
-    private (byte[] Data, int Length) ReceiveMessage(int? maxLength, bool pooled)
+    private static void CloseAll(List<int>? handles)
+    {
+        if (handles is null)
+        {
+            return;
+        }
+
+        foreach (int fd in handles)
+        {
+            if (fd >= 0)
+            {
+                Platform.HandlePassing.Close(fd);
+            }
+        }
+
+        handles.Clear();
+    }
+
+    private (byte[] Data, int Length) ReceiveMessage(int? maxLength, bool pooled, List<int>? handles)
     {
         Span<byte> header = stackalloc byte[8];
-        if (!ReadExactly(header[..4], atMessageStart: true))
+        if (!ReadExactly(header[..4], atMessageStart: true, handles))
         {
             throw new EndOfStreamException("The connection was closed by its other end.");
         }
@@ -416,8 +481,11 @@ public sealed class Connection : IDisposable
         }
     }
 
-    /// <summary>Reads exactly <paramref name="buffer"/>; false only for a clean end of stream before the first byte of a message.</summary>
-    private bool ReadExactly(Span<byte> buffer, bool atMessageStart)
+    /// <summary>
+    /// Reads exactly <paramref name="buffer"/>; false only for a clean end of stream before the first byte of a message.
+    /// When <paramref name="handles"/> is given, OS handles that arrive with the bytes (they come with a message's first byte) are added to it.
+    /// </summary>
+    private bool ReadExactly(Span<byte> buffer, bool atMessageStart, List<int>? handles = null)
     {
         int done = 0;
         while (done < buffer.Length)
@@ -425,7 +493,7 @@ public sealed class Connection : IDisposable
             int n;
             try
             {
-                n = _socket.Receive(buffer[done..], SocketFlags.None);
+                n = handles is null ? _socket.Receive(buffer[done..], SocketFlags.None) : Platform.HandlePassing.Receive(_socket, buffer[done..], handles);
             }
             catch (SocketException ex)
             {

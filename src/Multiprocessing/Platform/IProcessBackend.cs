@@ -52,11 +52,14 @@ internal interface IProcessBackend
 /// <summary>A byte stream between a parent and its child: the bootstrap payload goes down, error reports come up.</summary>
 internal interface IControlChannel : IDisposable
 {
-    /// <summary>Writes all of <paramref name="data"/>, blocking while the peer is slow; false if the peer is gone.</summary>
-    bool TrySendAll(ReadOnlySpan<byte> data);
+    /// <summary>Writes all of <paramref name="data"/> with <paramref name="handles"/> attached, blocking while the peer is slow; false if the peer is gone.</summary>
+    bool TrySendAll(ReadOnlySpan<byte> data, IReadOnlyList<SafeHandle>? handles = null);
 
-    /// <summary>Reads exactly <paramref name="buffer"/>.Length bytes; false at end of stream.</summary>
-    bool TryReadExactly(Span<byte> buffer);
+    /// <summary>Reads exactly <paramref name="buffer"/>.Length bytes, adding descriptors that came with them to <paramref name="handles"/>; false at end of stream.</summary>
+    bool TryReadExactly(Span<byte> buffer, List<int>? handles = null);
+
+    /// <summary>Closes a descriptor received through <see cref="TryReadExactly"/> that nothing took.</summary>
+    void CloseReceived(int handle);
 
     /// <summary>Blocks until the peer closes its end (or the channel fails), without reading anything.</summary>
     void WaitForHangUp();

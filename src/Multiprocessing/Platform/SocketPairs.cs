@@ -26,3 +26,42 @@ internal static unsafe class SocketPairs
     /// <summary>Wraps a descriptor this process owns (made here, or received from another process) as a socket.</summary>
     public static Socket Adopt(int fd) => new(new SafeSocketHandle(fd, ownsHandle: true));
 }
+
+/// <summary>Sending and receiving OS handles with data over local (Unix) sockets.</summary>
+internal static class HandlePassing
+{
+    /// <summary>Whether <paramref name="socket"/> can carry OS handles (an AF_UNIX socket on Linux).</summary>
+    public static bool CanCarry(Socket socket) => OperatingSystem.IsLinux() && socket.AddressFamily == AddressFamily.Unix;
+
+    /// <summary>Sends all of <paramref name="data"/> with <paramref name="handles"/> attached to its first byte.</summary>
+    public static void SendAll(Socket socket, ReadOnlySpan<byte> data, IReadOnlyList<SafeHandle> handles)
+    {
+        var held = new List<SafeHandle>(handles.Count);
+        try
+        {
+            Span<int> fds = stackalloc int[handles.Count];
+            for (int i = 0; i < fds.Length; i++)
+            {
+                bool added = false;
+                handles[i].DangerousAddRef(ref added);
+                held.Add(handles[i]);
+                fds[i] = (int)handles[i].DangerousGetHandle();
+            }
+
+            Linux.UnixRights.SendAll((int)socket.Handle, data, fds);
+        }
+        finally
+        {
+            foreach (SafeHandle handle in held)
+            {
+                handle.DangerousRelease();
+            }
+        }
+    }
+
+    /// <summary>Receives up to <paramref name="buffer"/>.Length bytes, adding descriptors that came with them to <paramref name="handles"/>; 0 at end of stream.</summary>
+    public static int Receive(Socket socket, Span<byte> buffer, List<int> handles) => Linux.UnixRights.Receive((int)socket.Handle, buffer, handles);
+
+    /// <summary>Closes a received descriptor nothing took.</summary>
+    public static void Close(int handle) => _ = Linux.LibC.close(handle);
+}

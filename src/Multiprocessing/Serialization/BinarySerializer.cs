@@ -82,6 +82,24 @@ public sealed class BinarySerializer : ISerializer
     /// <summary>Decodes one value of whatever type it holds.</summary>
     public object? Deserialize(ReadOnlySpan<byte> data) => Deserialize<object?>(data);
 
+    /// <summary>Decodes a message whose OS handles arrived alongside it; handles no value took are closed with <paramref name="close"/>.</summary>
+    internal static T DeserializeWithHandles<T>(ReadOnlySpan<byte> data, List<int>? handles, Action<int> close)
+    {
+        ReaderState state = t_reader ?? new ReaderState();
+        t_reader = null;
+        state.Handles = handles;
+        try
+        {
+            return ReadMessage<T>(data, state);
+        }
+        finally
+        {
+            state.CloseUntakenHandles(close);
+            state.Reset();
+            t_reader = state;
+        }
+    }
+
     internal static ObjectWriter Rent()
     {
         ObjectWriter? writer = t_writer;

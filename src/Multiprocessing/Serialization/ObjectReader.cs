@@ -87,6 +87,19 @@ public ref struct ObjectReader
         }
     }
 
+    /// <summary>Takes ownership of the OS handle the message carries at <paramref name="index"/>.</summary>
+    internal readonly int TakeHandle(int index)
+    {
+        if (_state.Handles is not { } handles || (uint)index >= (uint)handles.Count || handles[index] < 0)
+        {
+            throw new SerializationException("The data refers to an OS handle that did not arrive with it (sent as plain bytes, or taken twice).");
+        }
+
+        int fd = handles[index];
+        handles[index] = -1;
+        return fd;
+    }
+
     internal object? ReadReference() => ReadReference(null);
 
     /// <summary>
@@ -333,6 +346,28 @@ internal sealed class ReaderState
 
     /// <summary>Called with the object registered in <see cref="PendingSlot"/>, right after it is registered.</summary>
     public Action<object>? PendingCallback { get; set; }
+
+    /// <summary>OS handles (descriptors) that arrived with the message, by index; taken ones are set to −1.</summary>
+    public List<int>? Handles { get; set; }
+
+    /// <summary>Closes the handles no value took, so a message never leaks descriptors into this process.</summary>
+    public void CloseUntakenHandles(Action<int> close)
+    {
+        if (Handles is null)
+        {
+            return;
+        }
+
+        foreach (int fd in Handles)
+        {
+            if (fd >= 0)
+            {
+                close(fd);
+            }
+        }
+
+        Handles = null;
+    }
 
     public void Reset()
     {

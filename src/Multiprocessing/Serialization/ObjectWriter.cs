@@ -28,6 +28,25 @@ public sealed class ObjectWriter
 
     internal bool HasWritten(object value) => _objectIds.ContainsKey(value);
 
+    /// <summary>Whether the transport this message goes out on can carry OS handles alongside it (a Unix socket).</summary>
+    internal bool CanCarryHandles { get; set; }
+
+    /// <summary>OS handles the message refers to by index, to be sent with it.</summary>
+    internal List<System.Runtime.InteropServices.SafeHandle>? Handles { get; private set; }
+
+    /// <summary>Adds an OS handle to travel with the message and returns its index; refused where the transport cannot carry handles.</summary>
+    internal int AddHandle(System.Runtime.InteropServices.SafeHandle handle, Type owner)
+    {
+        if (!CanCarryHandles)
+        {
+            throw new CrossingException(owner, "cannot cross here: it holds an OS handle, which only goes to a child at Start or over a local connection (Unix socket), not into plain bytes");
+        }
+
+        Handles ??= [];
+        Handles.Add(handle);
+        return Handles.Count - 1;
+    }
+
     /// <summary>The non-built-in types written so far in this message.</summary>
     internal Type[] WrittenTypes => [.. _typeIds.Keys];
 
@@ -51,6 +70,8 @@ public sealed class ObjectWriter
         PrivilegedRoot = null;
         ClosureUses = null;
         SkippedClosureFields = null;
+        CanCarryHandles = false;
+        Handles = null;
         if (_buffer.Length > 1 << 20)
         {
             _buffer = new byte[256]; // do not pin a huge buffer to the thread forever

@@ -45,13 +45,13 @@ internal static class ChildBootstrap
         try
         {
             // Nothing may escape a startup hook: the runtime would go on to run Main.
-            byte[]? startBody = ReadUntilStart(control);
-            if (startBody is null)
+            if (ReadUntilStart(control) is not { } start)
             {
                 backend.ExitImmediately(1); // the parent went away before sending a request
+                return;
             }
 
-            StartRequest request = BinarySerializer.Default.Deserialize<StartRequest>(startBody);
+            StartRequest request = BinarySerializer.DeserializeWithHandles<StartRequest>(start.Body, start.Handles, control.CloseReceived);
             if (request.SerializerType is { } serializerType)
             {
                 Serializer.Current = (ISerializer)Activator.CreateInstance(Type.GetType(serializerType, throwOnError: true)!)!;
@@ -111,19 +111,20 @@ internal static class ChildBootstrap
     }
 
     /// <summary>Handles preload hints until the start request arrives; returns its body, or null if the parent went away first.</summary>
-    private static byte[]? ReadUntilStart(IControlChannel control)
+    private static (byte[] Body, List<int> Handles)? ReadUntilStart(IControlChannel control)
     {
         while (ChildProtocol.Read(control) is { } frame)
         {
             if (frame.Kind == ChildProtocol.Start)
             {
-                return frame.Body;
+                return (frame.Body, frame.Handles);
             }
 
             if (frame.Kind == ChildProtocol.Preload)
             {
                 try
                 {
+                    frame.Handles.ForEach(control.CloseReceived);
                     Preload(BinarySerializer.Default.Deserialize<Type[]>(frame.Body));
                 }
                 catch (Exception ex)

@@ -53,13 +53,13 @@ internal static class ChildLauncher
     private sealed record Spare(LaunchedChild Child, string[] Environment, string WorkingDirectory);
 
     /// <summary>Hands <paramref name="startFrame"/> to a spare child, or to a new one, and makes <paramref name="onExit"/> its exit handler.</summary>
-    public static LaunchedChild Launch(byte[] startFrame, Process process, Action<LaunchedChild> onExit)
+    public static LaunchedChild Launch(byte[] startFrame, IReadOnlyList<System.Runtime.InteropServices.SafeHandle>? handles, Action<LaunchedChild> onExit)
     {
         EnsureBootstrapPossible();
         string[] environment = ChildEnvironment();
         if (TakeSpare(environment) is { } spare)
         {
-            if (spare.Control.TrySendAll(startFrame))
+            if (spare.Control.TrySendAll(startFrame, handles))
             {
                 Own(spare, onExit);
                 return spare;
@@ -72,7 +72,7 @@ internal static class ChildLauncher
         LaunchedChild child = Spawn(environment);
 
         // A child that dies before reading its request still reports its exit status through the watcher.
-        _ = child.Control.TrySendAll(startFrame);
+        _ = child.Control.TrySendAll(startFrame, handles);
         Own(child, onExit);
         return child;
     }

@@ -17,10 +17,11 @@ internal static class ChildProtocol
     private const int MaximumFrame = 1 << 30;
 
     /// <summary>Serializes <paramref name="body"/> into one frame; <paramref name="privileged"/> may cross although it is a Process.</summary>
-    public static byte[] Frame<T>(byte kind, T body, object? privileged = null, string? root = null) => Frame(kind, body, out _, privileged, root);
+    public static byte[] Frame<T>(byte kind, T body, object? privileged = null, string? root = null) => Frame(kind, body, out _, out _, privileged, root);
 
     /// <summary>As <see cref="Frame{T}(byte, T, object?, string?)"/>, also returning the types the body holds (what a reader will have to resolve).</summary>
-    public static byte[] Frame<T>(byte kind, T body, out Type[] types, object? privileged = null, string? root = null)
+    /// <remarks>A start frame may carry OS handles (connections the target captured): they are returned in <paramref name="handles"/>, to be sent with the frame.</remarks>
+    public static byte[] Frame<T>(byte kind, T body, out Type[] types, out List<System.Runtime.InteropServices.SafeHandle>? handles, object? privileged = null, string? root = null)
     {
         ObjectWriter writer = BinarySerializer.Rent();
         try
@@ -28,10 +29,12 @@ internal static class ChildProtocol
             writer.WriteInt32(0);
             writer.WriteByte(kind);
             writer.PrivilegedRoot = privileged;
+            writer.CanCarryHandles = kind == Start;
             BinarySerializer.WriteMessage(writer, body, root);
             byte[] frame = writer.WrittenSpan.ToArray();
             BinaryPrimitives.WriteInt32LittleEndian(frame, frame.Length - 4);
             types = writer.WrittenTypes;
+            handles = writer.Handles;
             return frame;
         }
         finally
@@ -41,10 +44,11 @@ internal static class ChildProtocol
     }
 
     /// <summary>Reads one frame; null at end of stream.</summary>
-    public static (byte Kind, byte[] Body)? Read(IControlChannel channel)
+    public static (byte Kind, byte[] Body, List<int> Handles)? Read(IControlChannel channel)
     {
+        var handles = new List<int>();
         Span<byte> header = stackalloc byte[5];
-        if (!channel.TryReadExactly(header))
+        if (!channel.TryReadExactly(header, handles))
         {
             return null;
         }
@@ -56,7 +60,7 @@ internal static class ChildProtocol
         }
 
         var body = new byte[length - 1];
-        return channel.TryReadExactly(body) ? (header[4], body) : null;
+        return channel.TryReadExactly(body, handles) ? (header[4], body, handles) : null;
     }
 
     /// <summary>Splits what a child wrote into frames, ignoring a torn last one.</summary>

@@ -194,8 +194,8 @@ public class Process : IDisposable
                 SerializerType = Serialization.Serializer.Current is Serialization.BinarySerializer ? null : Serialization.Serializer.Current.GetType().AssemblyQualifiedName,
                 Process = this,
             };
-            byte[] frame = ChildProtocol.Frame(ChildProtocol.Start, request, out Type[] types, privileged: this, root: $"process '{_name}'");
-            LaunchedChild child = ChildLauncher.Launch(frame, this, OnExited);
+            byte[] frame = ChildProtocol.Frame(ChildProtocol.Start, request, out Type[] types, out var handles, privileged: this, root: $"process '{_name}'");
+            LaunchedChild child = ChildLauncher.Launch(frame, handles, OnExited);
             lock (_gate)
             {
                 _child = child;

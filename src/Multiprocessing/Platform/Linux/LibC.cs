@@ -124,6 +124,37 @@ internal static unsafe partial class LibC
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint read(int fd, byte* buffer, nint length);
 
+    [StructLayout(LayoutKind.Sequential)]
+    public struct IoVec
+    {
+        public byte* Base;
+        public nuint Length;
+    }
+
+    [StructLayout(LayoutKind.Sequential)]
+    public struct MsgHdr
+    {
+        public void* Name;
+        public uint NameLength;
+        public IoVec* Iov;
+        public nuint IovLength;
+        public void* Control;
+        public nuint ControlLength;
+        public int Flags;
+    }
+
+    public const int SOL_SOCKET = 1;
+    public const int SCM_RIGHTS = 1;
+    public const int MSG_CMSG_CLOEXEC = 0x40000000;
+    public const int MSG_CTRUNC = 0x8;
+    public const short POLLOUT = 0x004;
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint sendmsg(int fd, MsgHdr* message, int flags);
+
+    [LibraryImport(Lib, SetLastError = true)]
+    public static partial nint recvmsg(int fd, MsgHdr* message, int flags);
+
     [LibraryImport(Lib, SetLastError = true)]
     public static partial nint write(int fd, byte* buffer, nint length);
 

@@ -7,77 +7,78 @@ internal sealed unsafe class SocketChannel(FileDescriptorHandle handle) : IContr
 {
     public FileDescriptorHandle Handle { get; } = handle;
 
-    public bool TrySendAll(ReadOnlySpan<byte> data)
+    public bool TrySendAll(ReadOnlySpan<byte> data, IReadOnlyList<SafeHandle>? handles = null)
     {
-        bool added = false;
+        var held = new List<SafeHandle>();
         try
         {
-            Handle.DangerousAddRef(ref added);
-        }
-        catch (ObjectDisposedException)
-        {
-            return false; // the watcher closed it: the child has been reaped
-        }
-
-        try
-        {
-            fixed (byte* start = data)
+            Hold(Handle, held);
+            Span<int> fds = stackalloc int[handles?.Count ?? 0];
+            for (int i = 0; i < fds.Length; i++)
             {
-                int done = 0;
-                while (done < data.Length)
-                {
-                    nint n = LibC.send(Handle.Fd, start + done, data.Length - done, LibC.MSG_NOSIGNAL);
-                    if (n < 0)
-                    {
-                        if (Marshal.GetLastPInvokeError() == LibC.EINTR)
-                        {
-                            continue;
-                        }
-
-                        return false;
-                    }
-
-                    done += (int)n;
-                }
+                Hold(handles![i], held);
+                fds[i] = (int)handles[i].DangerousGetHandle();
             }
 
+            UnixRights.SendAll(Handle.Fd, data, fds);
             return true;
+        }
+        catch (Exception ex) when (ex is ObjectDisposedException or IOException)
+        {
+            return false; // the watcher closed it (the child has been reaped), or the peer is gone
         }
         finally
         {
-            Handle.DangerousRelease();
+            foreach (SafeHandle handle in held)
+            {
+                handle.DangerousRelease();
+            }
         }
     }
 
-    public bool TryReadExactly(Span<byte> buffer)
+    private static void Hold(SafeHandle handle, List<SafeHandle> held)
     {
-        fixed (byte* start = buffer)
+        bool added = false;
+        handle.DangerousAddRef(ref added);
+        held.Add(handle);
+    }
+
+    public bool TryReadExactly(Span<byte> buffer, List<int>? handles = null)
+    {
+        var received = handles ?? [];
+        int done = 0;
+        try
         {
-            int done = 0;
             while (done < buffer.Length)
             {
-                nint n = LibC.recv(Handle.Fd, start + done, buffer.Length - done, 0);
+                int n = UnixRights.Receive(Handle.Fd, buffer[done..], received);
                 if (n == 0)
                 {
                     return false;
                 }
 
-                if (n < 0)
+                done += n;
+            }
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+        finally
+        {
+            if (handles is null)
+            {
+                foreach (int fd in received)
                 {
-                    if (Marshal.GetLastPInvokeError() == LibC.EINTR)
-                    {
-                        continue;
-                    }
-
-                    return false;
+                    CloseReceived(fd);
                 }
-
-                done += (int)n;
             }
         }
 
         return true;
     }
+
+    public void CloseReceived(int handle) => _ = LibC.close(handle);
 
     public void WaitForHangUp()
     {

@@ -1,0 +1,31 @@
+using Multiprocessing.Platform;
+using Multiprocessing.Serialization;
+
+namespace Multiprocessing.Connections;
+
+/// <summary>
+/// A <see cref="Connection"/> crosses as its OS handle, which travels beside the message (to a child at start, or over
+/// a Unix-socket connection); the receiver gets its own descriptor for the same channel, as with Python's pickled connections.
+/// </summary>
+internal sealed class ConnectionConverter : ObjectConverter<Connection>
+{
+    public override void Write(ObjectWriter writer, Connection value)
+    {
+        if (value.Closed)
+        {
+            throw new CrossingException(typeof(Connection), "cannot cross a process boundary: it is closed");
+        }
+
+        writer.WriteVarUInt((uint)writer.AddHandle(value.Socket.SafeHandle, typeof(Connection)));
+        writer.WriteBoolean(value.Readable);
+        writer.WriteBoolean(value.Writable);
+    }
+
+    public override Connection Read(ref ObjectReader reader)
+    {
+        int fd = reader.TakeHandle((int)reader.ReadVarUInt());
+        bool readable = reader.ReadBoolean();
+        bool writable = reader.ReadBoolean();
+        return new Connection(SocketPairs.Adopt(fd), readable, writable);
+    }
+}
