@@ -45,6 +45,32 @@ internal static class Program
         counter.Start();
         counter.Join();
 
+        Section("Pipes: parent_conn, child_conn = Pipe(); the child sends, the parent receives");
+        (mp.Connection parentConn, mp.Connection childConn) = mp.Pipe.Create();
+        var sender = new mp.Process<mp.Connection>(SendHello, childConn);
+        sender.Start();
+        Console.WriteLine(parentConn.Recv<string>());
+        sender.Join();
+
+        Section("A duplex pipe: both ends send and receive; a child echoes until it reads null");
+        (mp.Connection mine, mp.Connection theirs) = mp.Pipe.Create(duplex: true);
+        var echo = new mp.Process(() =>
+        {
+            while (theirs.Recv<string?>() is { } text)
+            {
+                theirs.Send(text.ToUpperInvariant());
+            }
+        });
+        echo.Start();
+        foreach (string word in new[] { "one", "two", "three" })
+        {
+            mine.Send(word);
+            Console.WriteLine($"sent {word}, got back {mine.Recv<string>()}");
+        }
+
+        mine.Send<string?>(null);
+        echo.Join();
+
         Section("Exit codes and errors, as in Python");
         var ok = new mp.Process(() => { });
         var exits = new mp.Process(() => Environment.Exit(7));
@@ -72,6 +98,13 @@ internal static class Program
         {
             Console.WriteLine(ex.Message);
         }
+    }
+
+    // Python:  def send(conn): conn.send("Hello World"); conn.close()
+    private static void SendHello(mp.Connection conn)
+    {
+        conn.Send("Hello World");
+        conn.Close();
     }
 
     private static int ParentPid() => int.Parse(File.ReadAllText("/proc/self/stat").Split(' ')[3], System.Globalization.CultureInfo.InvariantCulture);
