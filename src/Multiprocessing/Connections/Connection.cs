@@ -180,7 +180,7 @@ public sealed class Connection : IDisposable
         _receiveGate.Wait();
         try
         {
-            List<int>? handles = _carriesHandles ? [] : null;
+            List<int>? handles = ReusableHandleList();
             (byte[] data, int length) = ReceiveMessage(maxLength: null, pooled: true, handles);
             try
             {
@@ -216,7 +216,7 @@ public sealed class Connection : IDisposable
         _receiveGate.Wait();
         try
         {
-            List<int>? handles = _carriesHandles ? [] : null;
+            List<int>? handles = ReusableHandleList();
             (byte[] data, int length) = ReceiveMessage(maxLength, pooled: false, handles);
             CloseAll(handles); // a bytes message has no use for handles that came with it
             return data.Length == length ? data : data[..length];
@@ -237,14 +237,34 @@ public sealed class Connection : IDisposable
             throw new ArgumentOutOfRangeException(nameof(offset), offset, "The offset falls outside the buffer.");
         }
 
-        byte[] message = RecvBytes();
-        if (message.Length > buffer.Length - offset)
-        {
-            throw new BufferTooShortException($"A message of {message.Length} bytes does not fit in the {buffer.Length - offset} bytes after offset {offset}.", message);
-        }
+        return RecvBytesInto(buffer.AsSpan(offset));
+    }
 
-        message.CopyTo(buffer, offset);
-        return message.Length;
+    /// <summary>Receives one message into <paramref name="buffer"/> and returns its length, without allocating.</summary>
+    /// <exception cref="BufferTooShortException">The message does not fit; it is in the exception's <see cref="BufferTooShortException.Payload"/>.</exception>
+    public int RecvBytesInto(Span<byte> buffer)
+    {
+        EnsureReadable();
+        _receiveGate.Wait();
+        try
+        {
+            List<int>? handles = ReusableHandleList();
+            long length = ReadHeader(maxLength: null, handles);
+            CloseAll(handles);
+            if (length > buffer.Length)
+            {
+                // As CPython: the whole message is read, so the stream stays in step, and handed over in the exception.
+                byte[] whole = ReadPayload((int)length);
+                throw new BufferTooShortException($"A message of {length} bytes does not fit in a buffer of {buffer.Length} bytes.", whole);
+            }
+
+            ReadExactly(buffer[..(int)length], atMessageStart: false);
+            return (int)length;
+        }
+        finally
+        {
+            _receiveGate.Release();
+        }
     }
 
     /// <summary>Whether a message (or the end of the stream) is waiting; waits up to <paramref name="timeout"/> (zero: do not wait; <see cref="Timeout.InfiniteTimeSpan"/>: forever).</summary>
@@ -416,7 +436,24 @@ public sealed class Connection : IDisposable
         handles.Clear();
     }
 
-    private (byte[] Data, int Length) ReceiveMessage(int? maxLength, bool pooled, List<int>? handles)
+    [ThreadStatic]
+    private static List<int>? t_handles;
+
+    /// <summary>A per-thread list for the handles that may come with a message, when this connection can carry them.</summary>
+    private List<int>? ReusableHandleList()
+    {
+        if (!_carriesHandles)
+        {
+            return null;
+        }
+
+        List<int> list = t_handles ??= [];
+        list.Clear();
+        return list;
+    }
+
+    /// <summary>Reads a frame header and returns the payload length, checked against <paramref name="maxLength"/> and the largest array.</summary>
+    private long ReadHeader(int? maxLength, List<int>? handles)
     {
         Span<byte> header = stackalloc byte[8];
         if (!ReadExactly(header[..4], atMessageStart: true, handles))
@@ -432,7 +469,12 @@ public sealed class Connection : IDisposable
         }
 
         CheckLength(length, maxLength);
-        int size = (int)length;
+        return length;
+    }
+
+    private (byte[] Data, int Length) ReceiveMessage(int? maxLength, bool pooled, List<int>? handles)
+    {
+        int size = (int)ReadHeader(maxLength, handles);
         if (pooled && size <= TrustedLength)
         {
             byte[] rented = ArrayPool<byte>.Shared.Rent(size);
@@ -440,21 +482,7 @@ public sealed class Connection : IDisposable
             return (rented, size);
         }
 
-        // A peer can claim any length: grow the buffer as bytes actually arrive instead of trusting the claim.
-        byte[] data = new byte[Math.Min(size, TrustedLength)];
-        int filled = 0;
-        while (true)
-        {
-            ReadExactly(data.AsSpan(filled), atMessageStart: false);
-            filled = data.Length;
-            if (filled == size)
-            {
-                break;
-            }
-
-            Array.Resize(ref data, (int)Math.Min(size, (long)data.Length * 2));
-        }
-
+        byte[] data = ReadPayload(size);
         if (pooled)
         {
             byte[] rented = ArrayPool<byte>.Shared.Rent(size);
@@ -463,6 +491,24 @@ public sealed class Connection : IDisposable
         }
 
         return (data, size);
+    }
+
+    /// <summary>Reads a payload of <paramref name="size"/> bytes into a new array that grows as bytes arrive: a peer can claim any length.</summary>
+    private byte[] ReadPayload(int size)
+    {
+        byte[] data = new byte[Math.Min(size, TrustedLength)];
+        int filled = 0;
+        while (true)
+        {
+            ReadExactly(data.AsSpan(filled), atMessageStart: false);
+            filled = data.Length;
+            if (filled == size)
+            {
+                return data;
+            }
+
+            Array.Resize(ref data, (int)Math.Min(size, (long)data.Length * 2));
+        }
     }
 
     private void CheckLength(long length, int? maxLength)

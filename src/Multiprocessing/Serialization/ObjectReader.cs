@@ -7,6 +7,12 @@ namespace Multiprocessing.Serialization;
 /// <summary>Reads values from the binary format; handed to <see cref="ObjectConverter{T}.Read"/>.</summary>
 public ref struct ObjectReader
 {
+    [ThreadStatic]
+    private static Type[]? t_genericArguments;
+
+    [ThreadStatic]
+    private static int t_genericArgumentsUsed;
+
     private readonly ReadOnlySpan<byte> _data;
     private int _position;
     private readonly ReaderState _state;
@@ -168,8 +174,7 @@ public ref struct ObjectReader
     {
         if (tag == Wire.InlineType)
         {
-            Type type = ReadTypeDefinition();
-            var entry = new TypeEntry(type);
+            TypeEntry entry = TypeEntry.For(ReadTypeDefinition());
             _state.Types.Add(entry);
             return entry;
         }
@@ -199,8 +204,8 @@ public ref struct ObjectReader
         switch (kind)
         {
             case Wire.KindNamed:
-                string assembly = ReadString() ?? throw Corrupt("a type without an assembly name");
-                string name = ReadString() ?? throw Corrupt("a type without a name");
+                ReadOnlySpan<char> assembly = ReadStringSpan("a type without an assembly name");
+                ReadOnlySpan<char> name = ReadStringSpan("a type without a name");
                 return TypeResolver.EnsureMaterializable(TypeResolver.Resolve(assembly, name));
             case Wire.KindArray:
                 return TypeResolver.MakeArray(ReadTypeReference(), 1, sz: true);
@@ -215,13 +220,26 @@ public ref struct ObjectReader
                     throw Corrupt("a generic type with too many arguments");
                 }
 
-                var arguments = new Type[count];
-                for (int i = 0; i < arguments.Length; i++)
+                // Arguments go on a per-thread stack (an argument can itself be generic), so a known instantiation is found
+                // without allocating. Past the stack's depth, a plain array.
+                Type[] stack = t_genericArguments ??= new Type[256];
+                int start = t_genericArgumentsUsed;
+                Span<Type> arguments = start + (int)count <= stack.Length ? stack.AsSpan(start, (int)count) : new Type[count];
+                t_genericArgumentsUsed = start + arguments.Length;
+                try
                 {
-                    arguments[i] = ReadTypeReference();
-                }
+                    for (int i = 0; i < arguments.Length; i++)
+                    {
+                        arguments[i] = ReadTypeReference();
+                    }
 
-                return TypeResolver.EnsureMaterializable(TypeResolver.MakeGeneric(definition, arguments));
+                    return TypeResolver.EnsureMaterializable(TypeResolver.MakeGeneric(definition, arguments));
+                }
+                finally
+                {
+                    arguments.Clear();
+                    t_genericArgumentsUsed = start;
+                }
             default:
                 throw Corrupt($"unknown type kind {kind}");
         }
@@ -292,6 +310,18 @@ public ref struct ObjectReader
         _ => throw Corrupt("a bad string marker"),
     };
 
+    /// <summary>Reads a non-null string written by <see cref="ObjectWriter.WriteString"/> as characters over the message.</summary>
+    private ReadOnlySpan<char> ReadStringSpan(string whatIfNull)
+    {
+        if (ReadVarUInt() != 1)
+        {
+            throw Corrupt(whatIfNull);
+        }
+
+        int length = ReadLength(2);
+        return MemoryMarshal.Cast<byte, char>(ReadSpan(length * 2));
+    }
+
     internal string ReadStringBody()
     {
         int length = ReadLength(2);
@@ -358,11 +388,12 @@ internal sealed class ReaderState
             return;
         }
 
-        foreach (int fd in Handles)
+        for (int i = 0; i < Handles.Count; i++)
         {
-            if (fd >= 0)
+            if (Handles[i] >= 0)
             {
-                close(fd);
+                close(Handles[i]);
+                Handles[i] = -1; // the list may be the caller's: never close a descriptor twice
             }
         }
 
@@ -385,9 +416,13 @@ internal enum TypeEntryKind : byte
     String,
 }
 
-/// <summary>A resolved type on the wire and its converter.</summary>
+/// <summary>A resolved type on the wire and its converter; one per type, shared by all messages.</summary>
 internal sealed class TypeEntry(Type type)
 {
+    private static readonly ReadMostlyCache<Type, TypeEntry> s_entries = new();
+
+    public static TypeEntry For(Type type) => s_entries.TryGetValue(type, out TypeEntry entry) ? entry : s_entries.GetOrAdd(type, static t => new TypeEntry(t));
+
     public Type Type { get; } = type;
 
     public TypeEntryKind Kind { get; } = type == typeof(string) ? TypeEntryKind.String : type.IsValueType ? TypeEntryKind.Value : TypeEntryKind.Reference;

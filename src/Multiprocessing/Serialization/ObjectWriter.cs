@@ -166,38 +166,30 @@ public sealed class ObjectWriter
         }
 
         WriteVarUInt(Wire.InlineType);
-        if (type.IsSZArray)
+        TypeShape shape = TypeShape.Of(type);
+        WriteByte(shape.Kind);
+        switch (shape.Kind)
         {
-            WriteByte(Wire.KindArray);
-            WriteTypeReference(type.GetElementType()!);
-        }
-        else if (type.IsArray)
-        {
-            WriteByte(Wire.KindMultiArray);
-            WriteTypeReference(type.GetElementType()!);
-            WriteVarUInt((uint)type.GetArrayRank());
-        }
-        else if (type.IsConstructedGenericType)
-        {
-            WriteByte(Wire.KindGeneric);
-            WriteTypeReference(type.GetGenericTypeDefinition());
-            Type[] arguments = type.GenericTypeArguments;
-            WriteVarUInt((uint)arguments.Length);
-            foreach (Type argument in arguments)
-            {
-                WriteTypeReference(argument);
-            }
-        }
-        else
-        {
-            if (type.IsGenericParameter || type.IsPointer || type.IsByRef || type.IsFunctionPointer || type.FullName is null)
-            {
-                throw new CrossingException(type, "has no name another process can resolve");
-            }
+            case Wire.KindArray:
+                WriteTypeReference(shape.Inner!);
+                break;
+            case Wire.KindMultiArray:
+                WriteTypeReference(shape.Inner!);
+                WriteVarUInt((uint)shape.Rank);
+                break;
+            case Wire.KindGeneric:
+                WriteTypeReference(shape.Inner!);
+                WriteVarUInt((uint)shape.Arguments.Length);
+                foreach (Type argument in shape.Arguments)
+                {
+                    WriteTypeReference(argument);
+                }
 
-            WriteByte(Wire.KindNamed);
-            WriteString(type.Assembly.GetName().Name);
-            WriteString(type.FullName);
+                break;
+            default:
+                WriteString(shape.AssemblyName);
+                WriteString(shape.FullName);
+                break;
         }
 
         _typeIds[type] = Wire.FirstDynamicId + _typeIds.Count;
@@ -314,5 +306,52 @@ public sealed class ObjectWriter
         }
 
         Array.Resize(ref _buffer, size);
+    }
+}
+
+/// <summary>How a type is written on the wire, worked out once per type (reflection allocates on every call).</summary>
+internal sealed class TypeShape
+{
+    private static readonly ReadMostlyCache<Type, TypeShape> s_shapes = new();
+
+    private TypeShape(byte kind) => Kind = kind;
+
+    public byte Kind { get; }
+
+    public Type? Inner { get; private init; }
+
+    public Type[] Arguments { get; private init; } = [];
+
+    public int Rank { get; private init; }
+
+    public string? AssemblyName { get; private init; }
+
+    public string? FullName { get; private init; }
+
+    public static TypeShape Of(Type type) => s_shapes.TryGetValue(type, out TypeShape shape) ? shape : s_shapes.GetOrAdd(type, Create);
+
+    private static TypeShape Create(Type type)
+    {
+        if (type.IsSZArray)
+        {
+            return new TypeShape(Wire.KindArray) { Inner = type.GetElementType() };
+        }
+
+        if (type.IsArray)
+        {
+            return new TypeShape(Wire.KindMultiArray) { Inner = type.GetElementType(), Rank = type.GetArrayRank() };
+        }
+
+        if (type.IsConstructedGenericType)
+        {
+            return new TypeShape(Wire.KindGeneric) { Inner = type.GetGenericTypeDefinition(), Arguments = type.GenericTypeArguments };
+        }
+
+        if (type.IsGenericParameter || type.IsPointer || type.IsByRef || type.IsFunctionPointer || type.FullName is null)
+        {
+            throw new CrossingException(type, "has no name another process can resolve");
+        }
+
+        return new TypeShape(Wire.KindNamed) { AssemblyName = type.Assembly.GetName().Name, FullName = type.FullName };
     }
 }

@@ -15,6 +15,17 @@ internal static class TypeResolver
     private static readonly ReadMostlyCache<string, Assembly> s_assemblies = new(StringComparer.Ordinal);
     private static readonly Lazy<HashSet<string>> s_applicationAssemblies = new(ReadTrustedAssemblyNames);
 
+    /// <summary>Resolves a type named by spans over the message, allocating nothing once the type has been seen.</summary>
+    public static Type Resolve(ReadOnlySpan<char> assemblyName, ReadOnlySpan<char> fullName)
+    {
+        if (s_types.TryGetValue(assemblyName, out ReadMostlyCache<string, Type> known) && known.TryGetValue(fullName, out Type type))
+        {
+            return type;
+        }
+
+        return Resolve(assemblyName.ToString(), fullName.ToString());
+    }
+
     public static Type Resolve(string assemblyName, string fullName)
     {
         ReadMostlyCache<string, Type> types = s_types.GetOrAdd(assemblyName, static _ => new ReadMostlyCache<string, Type>(StringComparer.Ordinal));
@@ -101,21 +112,43 @@ internal static class TypeResolver
         return sz ? element.MakeArrayType() : element.MakeArrayType(rank);
     }
 
-    public static Type MakeGeneric(Type definition, Type[] arguments)
+    private sealed record Instantiation(Type[] Arguments, Type Constructed);
+
+    private static readonly ReadMostlyCache<Type, Instantiation[]> s_instantiations = new();
+
+    /// <summary>Instantiates <paramref name="definition"/> over <paramref name="arguments"/>, remembering each instantiation so a repeat allocates nothing.</summary>
+    public static Type MakeGeneric(Type definition, ReadOnlySpan<Type> arguments)
     {
+        if (s_instantiations.TryGetValue(definition, out Instantiation[] known))
+        {
+            foreach (Instantiation candidate in known)
+            {
+                if (arguments.SequenceEqual(candidate.Arguments))
+                {
+                    return candidate.Constructed;
+                }
+            }
+        }
+
         if (!definition.IsGenericTypeDefinition || definition.GetGenericArguments().Length != arguments.Length)
         {
             throw ObjectReader.Corrupt($"an invalid generic instantiation of {definition}");
         }
 
+        Type constructed;
+        Type[] copy = arguments.ToArray();
         try
         {
-            return definition.MakeGenericType(arguments);
+            constructed = definition.MakeGenericType(copy);
         }
         catch (ArgumentException ex)
         {
-            throw new SerializationException($"Cannot instantiate {definition} with [{string.Join(", ", arguments.Select(TypeNames.Display))}]: {ex.Message}", ex);
+            throw new SerializationException($"Cannot instantiate {definition} with [{string.Join(", ", arguments.ToArray().Select(TypeNames.Display))}]: {ex.Message}", ex);
         }
+
+        var added = new Instantiation(copy, constructed);
+        s_instantiations.Set(definition, known is null ? [added] : [.. known, added]);
+        return constructed;
     }
 }
 
