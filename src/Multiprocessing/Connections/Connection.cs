@@ -13,7 +13,8 @@ namespace Multiprocessing;
 /// </summary>
 /// <remarks>
 /// One sender and one receiver may use a connection at the same time; concurrent senders never interleave two
-/// messages' bytes. A cancelled asynchronous call closes the connection, since the stream position is then unknown.
+/// messages' bytes. An asynchronous call cancelled after part of a message was read or written closes the
+/// connection, since the stream position is then unknown; one cancelled while still waiting leaves it usable.
 /// </remarks>
 public sealed class Connection : IDisposable
 {
@@ -52,6 +53,16 @@ public sealed class Connection : IDisposable
     }
 
     internal Socket Socket => _socket;
+
+    /// <summary>The descriptor to poll; refused once closed, since the number may already belong to another file.</summary>
+    private int Descriptor
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_closed, this);
+            return (int)_socket.Handle;
+        }
+    }
 
     /// <summary>Whether the connection has been closed.</summary>
     public bool Closed => _closed;
@@ -271,7 +282,7 @@ public sealed class Connection : IDisposable
     public bool Poll(TimeSpan timeout = default)
     {
         EnsureReadable();
-        return Platform.Readiness.Wait([(int)_socket.Handle], ToMilliseconds(timeout))[0];
+        return Platform.Readiness.Wait([Descriptor], ToMilliseconds(timeout))[0];
     }
 
     /// <summary>Sends <paramref name="value"/> as one message without blocking a thread.</summary>
@@ -367,7 +378,7 @@ public sealed class Connection : IDisposable
     /// and sockets that are readable.
     /// </summary>
     /// <param name="items"><see cref="Connection"/>, <see cref="Process"/>, <see cref="System.Net.Sockets.Socket"/> or <see cref="SafeHandle"/> objects.</param>
-    /// <param name="timeout">Null waits forever; zero or negative only polls.</param>
+    /// <param name="timeout">Null or <see cref="Timeout.InfiniteTimeSpan"/> waits forever; zero or any other negative value only polls.</param>
     /// <returns>The ready subset, in the order given; empty when the timeout passed.</returns>
     public static IReadOnlyList<object> Wait(IEnumerable<object> items, TimeSpan? timeout = null)
     {
@@ -378,15 +389,15 @@ public sealed class Connection : IDisposable
         {
             fds[i] = all[i] switch
             {
-                Connection connection => (int)connection.Socket.Handle,
-                Process process => (int)process.Sentinel.DangerousGetHandle(),
-                Socket socket => (int)socket.Handle,
-                SafeHandle handle => (int)handle.DangerousGetHandle(),
+                Connection connection => connection.Descriptor,
+                Process process => OpenDescriptor(process.Sentinel, process),
+                Socket socket => OpenDescriptor(socket.SafeHandle, socket),
+                SafeHandle handle => OpenDescriptor(handle, handle),
                 _ => throw new ArgumentException($"Cannot wait on a {all[i]?.GetType().FullName ?? "null"}: pass connections, processes, sockets or OS handles.", nameof(items)),
             };
         }
 
-        int milliseconds = timeout is not { } t ? -1 : t <= TimeSpan.Zero ? 0 : ToMilliseconds(t);
+        int milliseconds = timeout is not { } t || t == Timeout.InfiniteTimeSpan ? -1 : t <= TimeSpan.Zero ? 0 : ToMilliseconds(t);
         bool[] ready = Platform.Readiness.Wait(fds, milliseconds);
         var result = new List<object>();
         for (int i = 0; i < all.Length; i++)
@@ -665,6 +676,12 @@ public sealed class Connection : IDisposable
         {
             throw new ArgumentOutOfRangeException(nameof(size), size, "The size runs past the end of the buffer.");
         }
+    }
+
+    private static int OpenDescriptor(SafeHandle handle, object owner)
+    {
+        ObjectDisposedException.ThrowIf(handle.IsClosed, owner);
+        return (int)handle.DangerousGetHandle();
     }
 
     private static int ToMilliseconds(TimeSpan timeout)
