@@ -563,12 +563,7 @@ public sealed class Connection : IDisposable
 
             if (n == 0)
             {
-                if (done == 0 && atMessageStart)
-                {
-                    return false;
-                }
-
-                throw new IOException("The connection was closed in the middle of a message.");
+                return CleanEndOfStream(done, atMessageStart);
             }
 
             done += n;
@@ -599,12 +594,7 @@ public sealed class Connection : IDisposable
 
             if (n == 0)
             {
-                if (done == 0 && atMessageStart)
-                {
-                    return false;
-                }
-
-                throw new IOException("The connection was closed in the middle of a message.");
+                return CleanEndOfStream(done, atMessageStart);
             }
 
             done += n;
@@ -612,6 +602,10 @@ public sealed class Connection : IDisposable
 
         return true;
     }
+
+    /// <summary>At end of stream: false if it came cleanly between messages; an error if it cut a message short.</summary>
+    private static bool CleanEndOfStream(int done, bool atMessageStart)
+        => done == 0 && atMessageStart ? false : throw new IOException("The connection was closed in the middle of a message.");
 
     private void WriteAll(ReadOnlySpan<byte> data)
     {
