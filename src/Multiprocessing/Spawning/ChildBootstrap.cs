@@ -70,6 +70,7 @@ internal static class ChildBootstrap
             ChildRegistry.OnExit();
         }
 
+        ListeningSockets.RemoveCreatedFiles(); // the socket files of listeners the target never disposed
         backend.ExitImmediately(exitCode);
     }
 
