@@ -5,7 +5,6 @@ namespace Multiprocessing.Platform.Linux;
 /// <summary>The libc entry points that listening sockets need (kept apart from the process backend's).</summary>
 internal static partial class LibC
 {
-    public const int SOL_SOCKET = 1;
     public const int SO_REUSEADDR = 2;
 
     [LibraryImport(Lib, SetLastError = true)]
