@@ -70,10 +70,55 @@ public sealed class BenchContext
         ArgumentNullException.ThrowIfNull(interpreterOptions);
         ArgumentNullException.ThrowIfNull(arguments);
         string path = Path.Combine(PythonDirectory, script);
-        (int exitCode, string output, string error) = RunToEnd(PythonExecutable, [.. interpreterOptions, path, .. arguments]);
+        return RunJson(PythonExecutable, script, [.. interpreterOptions, path, .. arguments]);
+    }
+
+    /// <summary>The <c>bench/c/</c> folder holding the C anchors.</summary>
+    public string CDirectory => Path.Combine(BenchDirectory, "c");
+
+    /// <summary>
+    /// The path of the C anchor <c>bench/c/bin/<paramref name="name"/></c>, compiled first with <c>gcc -O2</c> from
+    /// <c>bench/c/<paramref name="name"/>.c</c> when it is missing or older than its source.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">gcc is missing or the compile failed.</exception>
+    public string CProgram(string name)
+    {
+        string source = Path.Combine(CDirectory, name + ".c");
+        string binary = Path.Combine(CDirectory, "bin", name);
+        if (!File.Exists(binary) || File.GetLastWriteTimeUtc(binary) < File.GetLastWriteTimeUtc(source))
+        {
+            Directory.CreateDirectory(Path.GetDirectoryName(binary)!);
+            Console.Error.WriteLine($"Compiling {source} (gcc -O2)…");
+            (int exitCode, string output, string error) result;
+            try
+            {
+                result = RunToEnd("gcc", ["-O2", "-o", binary, source]);
+            }
+            catch (System.ComponentModel.Win32Exception ex)
+            {
+                throw new InvalidOperationException($"Compiling {source} needs gcc on the PATH: {ex.Message}", ex);
+            }
+
+            if (result.exitCode != 0 || !File.Exists(binary))
+            {
+                throw new InvalidOperationException($"Compiling {source} failed:{Environment.NewLine}{result.output}{result.error}");
+            }
+        }
+
+        return binary;
+    }
+
+    /// <summary>Runs a program (e.g. a C anchor from <see cref="CProgram"/>) and parses the one JSON document it prints.</summary>
+    /// <exception cref="InvalidOperationException">The program failed or printed no JSON.</exception>
+    public static JsonDocument RunProgram(string fileName, params string[] arguments)
+        => RunJson(fileName, string.Join(' ', arguments), arguments);
+
+    private static JsonDocument RunJson(string fileName, string what, string[] arguments)
+    {
+        (int exitCode, string output, string error) = RunToEnd(fileName, arguments);
         if (exitCode != 0)
         {
-            throw new InvalidOperationException($"{PythonExecutable} {script} failed with exit code {exitCode}:{Environment.NewLine}{error}");
+            throw new InvalidOperationException($"{fileName} {what} failed with exit code {exitCode}:{Environment.NewLine}{error}");
         }
 
         try
@@ -82,7 +127,7 @@ public sealed class BenchContext
         }
         catch (JsonException ex)
         {
-            throw new InvalidOperationException($"{PythonExecutable} {script} did not print JSON ({ex.Message}):{Environment.NewLine}{output}{error}", ex);
+            throw new InvalidOperationException($"{fileName} {what} did not print JSON ({ex.Message}):{Environment.NewLine}{output}{error}", ex);
         }
     }
 

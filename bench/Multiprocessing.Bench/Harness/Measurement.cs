@@ -13,6 +13,9 @@ public enum Quantity
 
     /// <summary>A size in bytes; lower is better ("smaller"/"larger").</summary>
     Bytes,
+
+    /// <summary>A throughput in gigabytes (10^9 bytes) per second; higher is better ("faster"/"slower").</summary>
+    GigabytesPerSecond,
 }
 
 /// <summary>One figure: the median of its samples (or a single exact value), with the spread kept for the details.</summary>
@@ -55,6 +58,7 @@ public sealed record Measurement(double Value, Quantity Quantity)
         Quantity.Milliseconds => value.ToString(value < 10 ? "0.00" : "0.0", CultureInfo.InvariantCulture) + " ms",
         Quantity.Microseconds => value.ToString(value < 10 ? "0.00" : "0.0", CultureInfo.InvariantCulture) + " µs",
         Quantity.Bytes => value.ToString("#,0", CultureInfo.InvariantCulture) + " B",
+        Quantity.GigabytesPerSecond => value.ToString("0.00", CultureInfo.InvariantCulture) + " GB/s",
         _ => value.ToString(CultureInfo.InvariantCulture),
     };
 

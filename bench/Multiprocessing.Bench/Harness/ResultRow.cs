@@ -23,7 +23,7 @@ public sealed record ResultRow(string Workload, Measurement? CPython, Measuremen
     /// <summary>Ours against CPython: <c>3.2× faster</c>, <c>1.4× slower</c>, <c>2.0× smaller</c>; empty when a side is missing.</summary>
     public string Ratio => CPython is null || Ours is null ? "" : Describe(CPython.Value, Ours.Value, Ours.Quantity);
 
-    /// <summary>Words <paramref name="ours"/> against <paramref name="reference"/> where lower is better.</summary>
+    /// <summary>Words <paramref name="ours"/> against <paramref name="reference"/> (lower is better, except for a throughput).</summary>
     public static string Describe(double reference, double ours, Quantity quantity)
     {
         (string better, string worse) = quantity == Quantity.Bytes ? ("smaller", "larger") : ("faster", "slower");
@@ -32,7 +32,7 @@ public sealed record ResultRow(string Workload, Measurement? CPython, Measuremen
             return "n/a";
         }
 
-        double factor = reference / ours;
+        double factor = quantity == Quantity.GigabytesPerSecond ? ours / reference : reference / ours;
         return factor >= 1
             ? Times(factor) + " " + better
             : Times(1 / factor) + " " + worse;
