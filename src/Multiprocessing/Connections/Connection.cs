@@ -35,18 +35,18 @@ public sealed class Connection : IDisposable
     private readonly bool _carriesHandles;
     private volatile bool _closed;
 
-    internal Connection(Socket socket, bool readable, bool writable)
+    internal Connection(Socket socket, bool readable, bool writable, bool shutUnusedDirection = true)
     {
         _socket = socket;
         _readable = readable;
         _writable = writable;
         _carriesHandles = Platform.HandlePassing.CanCarry(socket);
-        if (!readable)
+        if (shutUnusedDirection && !readable)
         {
             TryShutdown(SocketShutdown.Receive);
         }
 
-        if (!writable)
+        if (shutUnusedDirection && !writable)
         {
             TryShutdown(SocketShutdown.Send);
         }
@@ -192,17 +192,23 @@ public sealed class Connection : IDisposable
         try
         {
             List<int>? handles = ReusableHandleList();
-            (byte[] data, int length) = ReceiveMessage(maxLength: null, pooled: true, handles);
+            byte[]? data = null;
+            int length;
             try
             {
+                (data, length) = ReceiveMessage(maxLength: null, pooled: true, handles);
                 return Serializer.Current is BinarySerializer
                     ? BinarySerializer.DeserializeWithHandles<T>(data.AsSpan(0, length), handles, Platform.HandlePassing.Close)
                     : Serializer.Current.Deserialize<T>(data.AsSpan(0, length));
             }
             finally
             {
-                ArrayPool<byte>.Shared.Return(data);
-                CloseAll(handles);
+                if (data is not null)
+                {
+                    ArrayPool<byte>.Shared.Return(data);
+                }
+
+                CloseAll(handles); // whatever failed, handles that came with the message never leak
             }
         }
         finally
@@ -228,9 +234,15 @@ public sealed class Connection : IDisposable
         try
         {
             List<int>? handles = ReusableHandleList();
-            (byte[] data, int length) = ReceiveMessage(maxLength, pooled: false, handles);
-            CloseAll(handles); // a bytes message has no use for handles that came with it
-            return data.Length == length ? data : data[..length];
+            try
+            {
+                (byte[] data, int length) = ReceiveMessage(maxLength, pooled: false, handles);
+                return data.Length == length ? data : data[..length];
+            }
+            finally
+            {
+                CloseAll(handles); // a bytes message has no use for handles that came with it
+            }
         }
         finally
         {
@@ -260,8 +272,16 @@ public sealed class Connection : IDisposable
         try
         {
             List<int>? handles = ReusableHandleList();
-            long length = ReadHeader(maxLength: null, handles);
-            CloseAll(handles);
+            long length;
+            try
+            {
+                length = ReadHeader(maxLength: null, handles);
+            }
+            finally
+            {
+                CloseAll(handles); // a bytes message has no use for handles that came with it
+            }
+
             if (length > buffer.Length)
             {
                 // As CPython: the whole message is read, so the stream stays in step, and handed over in the exception.
@@ -297,7 +317,7 @@ public sealed class Connection : IDisposable
         await _sendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await WriteAllAsync(message, atMessageStart: true, cancellationToken).ConfigureAwait(false);
+            await WriteAllAsync(message, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -314,8 +334,8 @@ public sealed class Connection : IDisposable
         await _sendGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            await WriteAllAsync(header.AsMemory(0, headerLength), atMessageStart: true, cancellationToken).ConfigureAwait(false);
-            await WriteAllAsync(data, atMessageStart: false, cancellationToken).ConfigureAwait(false);
+            await WriteAllAsync(header.AsMemory(0, headerLength), cancellationToken).ConfigureAwait(false);
+            await WriteAllAsync(data, cancellationToken).ConfigureAwait(false);
         }
         finally
         {
@@ -552,6 +572,11 @@ public sealed class Connection : IDisposable
             {
                 n = handles is null ? _socket.Receive(buffer[done..], SocketFlags.None) : Platform.HandlePassing.Receive(_socket, buffer[done..], handles);
             }
+            catch (IOException)
+            {
+                Dispose(); // bytes may have been consumed: the stream can no longer be trusted
+                throw;
+            }
             catch (SocketException ex)
             {
                 throw new IOException($"Receiving failed: {ex.Message}", ex);
@@ -622,25 +647,23 @@ public sealed class Connection : IDisposable
         }
     }
 
-    private async ValueTask WriteAllAsync(ReadOnlyMemory<byte> data, bool atMessageStart, CancellationToken cancellationToken)
+    private async ValueTask WriteAllAsync(ReadOnlyMemory<byte> data, CancellationToken cancellationToken)
     {
-        bool sentAny = false;
         try
         {
             while (!data.IsEmpty)
             {
-                int n = await _socket.SendAsync(data, SocketFlags.None, cancellationToken).ConfigureAwait(false);
-                sentAny |= n > 0;
-                data = data[n..];
+                data = data[await _socket.SendAsync(data, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
             }
         }
         catch (SocketException ex)
         {
             throw new IOException($"Sending failed (is the other end closed?): {ex.Message}", ex);
         }
-        catch (OperationCanceledException) when (sentAny || !atMessageStart)
+        catch (OperationCanceledException)
         {
-            Dispose(); // part of a message went out: the stream can no longer be trusted
+            // A cancelled send may have put part of the frame on the wire without reporting it: the stream is unusable.
+            Dispose();
             throw;
         }
     }

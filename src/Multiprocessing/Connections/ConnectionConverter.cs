@@ -23,9 +23,12 @@ internal sealed class ConnectionConverter : ObjectConverter<Connection>
 
     public override Connection Read(ref ObjectReader reader)
     {
-        int fd = reader.TakeHandle((int)reader.ReadVarUInt());
+        int index = (int)reader.ReadVarUInt();
         bool readable = reader.ReadBoolean();
         bool writable = reader.ReadBoolean();
-        return new Connection(SocketPairs.Adopt(fd), readable, writable);
+        int fd = reader.TakeHandle(index); // last: once taken, nothing below can fail and leak it
+
+        // The socket is shared with the sender's copy: shutting a direction here would cut it there too.
+        return new Connection(SocketPairs.Adopt(fd), readable, writable, shutUnusedDirection: false);
     }
 }

@@ -56,11 +56,18 @@ internal static class ChildProtocol
         int length = BinaryPrimitives.ReadInt32LittleEndian(header);
         if (length is < 1 or > MaximumFrame)
         {
+            handles.ForEach(channel.CloseReceived);
             throw new InvalidDataException($"Bad control frame length {length}.");
         }
 
         var body = new byte[length - 1];
-        return channel.TryReadExactly(body, handles) ? (header[4], body, handles) : null;
+        if (channel.TryReadExactly(body, handles))
+        {
+            return (header[4], body, handles);
+        }
+
+        handles.ForEach(channel.CloseReceived); // a torn frame's handles never reach anyone
+        return null;
     }
 
     /// <summary>Splits what a child wrote into frames, ignoring a torn last one.</summary>
