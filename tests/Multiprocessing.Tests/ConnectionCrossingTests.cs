@@ -91,6 +91,41 @@ public sealed class ConnectionCrossingTests
     }
 
     [Fact]
+    public void A_child_gets_only_the_end_its_lambda_reads_so_it_sees_end_of_stream()
+    {
+        // Both ends live in one scope, so C#'s closure holds both; were the parent's end copied into the child, the
+        // child would hold the channel open itself and wait for ever (Python's "close the unused end" trap).
+        using var scratch = new ScratchDirectory();
+        string path = scratch.File("eof");
+        (mp.Connection parentEnd, mp.Connection childEnd) = mp.Pipe.Create();
+        Action sibling = () => parentEnd.Send(0); // a sibling lambda: now the shared closure holds parentEnd too
+        var p = new mp.Process(() =>
+        {
+            try
+            {
+                childEnd.Recv<int>();
+            }
+            catch (EndOfStreamException)
+            {
+                File.WriteAllText(path, "end of stream");
+            }
+        });
+        p.Start();
+        childEnd.Dispose();
+        parentEnd.Dispose();
+        bool ended = p.Join(TimeSpan.FromSeconds(10));
+        if (!ended)
+        {
+            p.Kill();
+            Bounded.Join(p);
+        }
+
+        Assert.True(ended, "the child never saw end of stream");
+        Assert.Equal("end of stream", File.ReadAllText(path));
+        Assert.NotNull(sibling);
+    }
+
+    [Fact]
     public void A_connection_cannot_be_serialized_into_plain_bytes()
     {
         (mp.Connection a, mp.Connection b) = mp.Pipe.Create();

@@ -9,6 +9,13 @@ namespace Multiprocessing.Connections;
 /// </summary>
 internal sealed class ConnectionConverter : ObjectConverter<Connection>
 {
+    /// <remarks>
+    /// A copy of a connection's descriptor in another process keeps the channel open: a child that held the parent's
+    /// end by accident would never see end of stream. So only the lambdas that read a connection carry it.
+    /// </remarks>
+    internal override string? ReasonToLeaveOutWhenUnread(ObjectWriter writer, object value)
+        => "was left out: the closure holding it is shared with a lambda in this message that does not read it (send the connection separately)";
+
     public override void Write(ObjectWriter writer, Connection value)
     {
         if (value.Closed)

@@ -71,7 +71,7 @@ internal sealed class RejectConverter<T> : ObjectConverter<T>, IReasonedConverte
 {
     public string Reason { get; set; } = "cannot cross a process boundary";
 
-    internal override bool Refuses(ObjectWriter writer, object value) => true;
+    internal override string? ReasonToLeaveOutWhenUnread(ObjectWriter writer, object value) => Reason;
 
     public override void Write(ObjectWriter writer, T value) => throw new CrossingException(value?.GetType() ?? typeof(T), Reason);
 

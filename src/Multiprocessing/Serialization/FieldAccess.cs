@@ -304,9 +304,9 @@ internal sealed class FieldsConverter<T> : ObjectConverter<T>
             }
 
             if (writer.ClosureUses is { } uses && !uses.Contains(ClosureAnalysis.Key(field.Field))
-                && field.Field.GetValue(closure) is { } value && Converters.For(value.GetType()).Refuses(writer, value))
+                && field.Field.GetValue(closure) is { } value && Converters.For(value.GetType()).ReasonToLeaveOutWhenUnread(writer, value) is { } reason)
             {
-                var error = new CrossingException(value.GetType(), NonCrossable.Reason(value.GetType()) ?? "cannot cross a process boundary");
+                var error = new CrossingException(value.GetType(), reason);
                 error.AddStep(field.Description);
                 writer.SkippedClosureFields ??= new(ReferenceEqualityComparer.Instance);
                 if (!writer.SkippedClosureFields.TryGetValue(closure, out var skipped))

@@ -14,8 +14,12 @@ public abstract class ObjectConverter
 
     internal abstract object? ReadObject(ref ObjectReader reader);
 
-    /// <summary>Whether writing <paramref name="value"/> would be refused outright (a stream, a thread, a process…).</summary>
-    internal virtual bool Refuses(ObjectWriter writer, object value) => false;
+    /// <summary>
+    /// Why <paramref name="value"/> is left out of a closure field the lambda being written never reads (C# shares one
+    /// closure among a scope's lambdas), or null to copy it anyway: values that would be refused (a stream, a thread…),
+    /// and values that must not be duplicated into another process behind the program's back (a connection's handle).
+    /// </summary>
+    internal virtual string? ReasonToLeaveOutWhenUnread(ObjectWriter writer, object value) => null;
 }
 
 /// <summary>Writes and reads values of <typeparamref name="T"/>; subclass it to control how a type crosses a process.</summary>

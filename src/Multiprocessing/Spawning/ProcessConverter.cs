@@ -15,13 +15,15 @@ internal sealed class ProcessConverter<T> : ObjectConverter<T>
     public static ObjectConverter? Provide(Type type)
         => typeof(Process).IsAssignableFrom(type) ? (ObjectConverter)Activator.CreateInstance(typeof(ProcessConverter<>).MakeGenericType(type))! : null;
 
-    internal override bool Refuses(ObjectWriter writer, object value) => !ReferenceEquals(writer.PrivilegedRoot, value);
+    private const string Refusal = "cannot cross a process boundary: it is a handle to a process of this one (pass what the other process needs instead)";
+
+    internal override string? ReasonToLeaveOutWhenUnread(ObjectWriter writer, object value) => ReferenceEquals(writer.PrivilegedRoot, value) ? null : Refusal;
 
     public override void Write(ObjectWriter writer, T value)
     {
         if (!ReferenceEquals(writer.PrivilegedRoot, value))
         {
-            throw new CrossingException(typeof(T), "cannot cross a process boundary: it is a handle to a process of this one (pass what the other process needs instead)");
+            throw new CrossingException(typeof(T), Refusal);
         }
 
         (string name, bool daemon, int[] identity, Delegate? target) = value.SnapshotForChild();
