@@ -35,19 +35,6 @@ public sealed class Connection : IDisposable
     private readonly bool _carriesHandles;
     private volatile bool _closed;
 
-    /// <summary>
-    /// Bytes read from the socket ahead of need: a receive that wants only a few bytes takes whatever is available in
-    /// one call, so a small message (header and payload) costs one recv instead of two. Only touched under the receive gate.
-    /// </summary>
-    private byte[]? _ahead;
-    private int _aheadStart;
-    private int _aheadEnd;
-
-    private const int ReadAheadCapacity = 16 * 1024;
-
-    /// <summary>Bytes read from the socket but not yet received as messages.</summary>
-    internal int BufferedByteCount => _aheadEnd - _aheadStart;
-
     internal Connection(Socket socket, bool readable, bool writable, bool shutUnusedDirection = true)
     {
         _socket = socket;
@@ -315,7 +302,7 @@ public sealed class Connection : IDisposable
     public bool Poll(TimeSpan timeout = default)
     {
         EnsureReadable();
-        return BufferedByteCount > 0 || Platform.Readiness.Wait([Descriptor], ToMilliseconds(timeout))[0];
+        return Platform.Readiness.Wait([Descriptor], ToMilliseconds(timeout))[0];
     }
 
     /// <summary>Sends <paramref name="value"/> as one message without blocking a thread.</summary>
@@ -431,13 +418,7 @@ public sealed class Connection : IDisposable
         }
 
         int milliseconds = timeout is not { } t || t == Timeout.InfiniteTimeSpan ? -1 : t <= TimeSpan.Zero ? 0 : ToMilliseconds(t);
-        bool anyBuffered = Array.Exists(all, item => item is Connection { BufferedByteCount: > 0 });
-        bool[] ready = Platform.Readiness.Wait(fds, anyBuffered ? 0 : milliseconds);
-        for (int i = 0; i < all.Length; i++)
-        {
-            ready[i] |= all[i] is Connection { BufferedByteCount: > 0 }; // already read ahead: ready without the socket
-        }
-
+        bool[] ready = Platform.Readiness.Wait(fds, milliseconds);
         var result = new List<object>();
         for (int i = 0; i < all.Length; i++)
         {
@@ -583,18 +564,13 @@ public sealed class Connection : IDisposable
     /// </summary>
     private bool ReadExactly(Span<byte> buffer, bool atMessageStart, List<int>? handles = null)
     {
-        int done = TakeAhead(buffer);
+        int done = 0;
         while (done < buffer.Length)
         {
-            // A short want reads ahead into the connection's buffer; a long one goes straight to its destination.
-            // Handles still come only with a message's first byte: the kernel ends a read before a segment carrying
-            // descriptors once it has data, so descriptors arrive on a read that starts at their message.
-            bool ahead = buffer.Length - done < ReadAheadCapacity / 2;
-            Span<byte> target = ahead ? (_ahead ??= new byte[ReadAheadCapacity]) : buffer[done..];
             int n;
             try
             {
-                n = handles is null ? _socket.Receive(target, SocketFlags.None) : Platform.HandlePassing.Receive(_socket, target, handles);
+                n = handles is null ? _socket.Receive(buffer[done..], SocketFlags.None) : Platform.HandlePassing.Receive(_socket, buffer[done..], handles);
             }
             catch (IOException)
             {
@@ -615,37 +591,15 @@ public sealed class Connection : IDisposable
                 return CleanEndOfStream(done, atMessageStart);
             }
 
-            if (ahead)
-            {
-                _aheadStart = 0;
-                _aheadEnd = n;
-                done += TakeAhead(buffer[done..]);
-            }
-            else
-            {
-                done += n;
-            }
+            done += n;
         }
 
         return true;
     }
 
-    /// <summary>Moves read-ahead bytes into <paramref name="buffer"/>; returns how many.</summary>
-    private int TakeAhead(Span<byte> buffer)
-    {
-        int take = Math.Min(buffer.Length, _aheadEnd - _aheadStart);
-        if (take > 0)
-        {
-            _ahead.AsSpan(_aheadStart, take).CopyTo(buffer);
-            _aheadStart += take;
-        }
-
-        return take;
-    }
-
     private async ValueTask<bool> ReadExactlyAsync(Memory<byte> buffer, bool atMessageStart, CancellationToken cancellationToken)
     {
-        int done = TakeAhead(buffer.Span);
+        int done = 0;
         while (done < buffer.Length)
         {
             int n;
