@@ -126,6 +126,42 @@ public sealed class ConnectionCrossingTests
     }
 
     [Fact]
+    public void Several_connections_sent_back_to_back_each_arrive_with_their_own_message()
+    {
+        (mp.Connection a, mp.Connection b) = mp.Pipe.Create();
+        var pipes = Enumerable.Range(0, 5).Select(_ => mp.Pipe.Create()).ToList();
+        try
+        {
+            a.Send("first, without handles");
+            foreach ((mp.Connection first, mp.Connection _) in pipes)
+            {
+                a.Send(first); // queued back to back: a read may reach into the next message
+            }
+
+            a.Send("last, without handles");
+            Assert.Equal("first, without handles", Receive<string>(b));
+            for (int i = 0; i < pipes.Count; i++)
+            {
+                using mp.Connection received = Receive<mp.Connection>(b);
+                received.Send(i);
+                Assert.Equal(i, Receive<int>(pipes[i].Item2));
+            }
+
+            Assert.Equal("last, without handles", Receive<string>(b));
+        }
+        finally
+        {
+            a.Dispose();
+            b.Dispose();
+            foreach ((mp.Connection first, mp.Connection second) in pipes)
+            {
+                first.Dispose();
+                second.Dispose();
+            }
+        }
+    }
+
+    [Fact]
     public void A_connection_cannot_be_serialized_into_plain_bytes()
     {
         (mp.Connection a, mp.Connection b) = mp.Pipe.Create();
