@@ -133,18 +133,6 @@ internal sealed class LaunchedChild(int pid, SafeHandle sentinel, IControlChanne
         }
     }
 
-    /// <summary>Whether the exit handler has run.</summary>
-    public bool Exited
-    {
-        get
-        {
-            lock (_gate)
-            {
-                return _exited;
-            }
-        }
-    }
-
     /// <summary>Runs the exit handler once, with <paramref name="exitCode"/>: called by the watcher when the child has been reaped.</summary>
     public void NotifyExited(int exitCode)
     {

@@ -35,42 +35,7 @@ internal static class HandlePassing
 
     /// <summary>Sends all of <paramref name="data"/> with <paramref name="handles"/> attached to its first byte.</summary>
     public static void SendAll(Socket socket, ReadOnlySpan<byte> data, IReadOnlyList<SafeHandle> handles)
-    {
-        if (handles.Count > Linux.UnixRights.MaximumDescriptors)
-        {
-            throw new IOException($"A message can carry at most {Linux.UnixRights.MaximumDescriptors} OS handles; this one has {handles.Count}.");
-        }
-
-        // The socket's own handle is held too: a Dispose from another thread then wakes this call instead of closing
-        // the descriptor under it (which a blocked raw call would not notice, and a reused number would confuse).
-        var held = new List<SafeHandle>(handles.Count + 1);
-        try
-        {
-            Hold(socket.SafeHandle, held);
-            Span<int> fds = stackalloc int[handles.Count];
-            for (int i = 0; i < fds.Length; i++)
-            {
-                Hold(handles[i], held);
-                fds[i] = (int)handles[i].DangerousGetHandle();
-            }
-
-            Linux.UnixRights.SendAll((int)socket.SafeHandle.DangerousGetHandle(), data, fds);
-        }
-        finally
-        {
-            foreach (SafeHandle handle in held)
-            {
-                handle.DangerousRelease();
-            }
-        }
-    }
-
-    private static void Hold(SafeHandle handle, List<SafeHandle> held)
-    {
-        bool added = false;
-        handle.DangerousAddRef(ref added);
-        held.Add(handle);
-    }
+        => Linux.UnixRights.SendAll(socket.SafeHandle, data, handles);
 
     /// <summary>Receives up to <paramref name="buffer"/>.Length bytes, adding descriptors that came with them to <paramref name="handles"/>; 0 at end of stream.</summary>
     public static int Receive(Socket socket, Span<byte> buffer, List<int> handles)

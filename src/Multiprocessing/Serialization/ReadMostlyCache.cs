@@ -13,6 +13,8 @@ internal sealed class ReadMostlyCache<TKey, TValue>(IEqualityComparer<TKey>? com
 
     public bool TryGetValue(TKey key, out TValue value) => Volatile.Read(ref _snapshot).TryGetValue(key, out value!);
 
+    public bool ContainsKey(TKey key) => Volatile.Read(ref _snapshot).ContainsKey(key);
+
     /// <summary>Looks a string key up by its characters, without allocating a string (the cache must use an ordinal comparer).</summary>
     public bool TryGetValue(ReadOnlySpan<char> key, out TValue value)
     {
@@ -25,8 +27,6 @@ internal sealed class ReadMostlyCache<TKey, TValue>(IEqualityComparer<TKey>? com
         value = default!;
         return false;
     }
-
-    public bool ContainsKey(TKey key) => Volatile.Read(ref _snapshot).ContainsKey(key);
 
     /// <summary>Returns the value for <paramref name="key"/>, creating it outside the lock if needed; the first value stored wins.</summary>
     public TValue GetOrAdd(TKey key, Func<TKey, TValue> create)

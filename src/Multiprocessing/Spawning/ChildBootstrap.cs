@@ -203,6 +203,5 @@ internal static class Warmup
         }
 
         _ = ChildProtocol.Frame(ChildProtocol.Error, RemoteException.FromException(new InvalidOperationException("warmup")));
-        _ = ChildRegistry.Alive();
     }
 }

@@ -213,7 +213,7 @@ internal static class ChildLauncher
 
     private static LaunchedChild Spawn(string[] environment)
     {
-        string[] commandLine = s_commandLine ??= CaptureCommandLine();
+        string[] commandLine = s_commandLine ??= ReadCommandLine(Environment.CurrentDirectory);
         string executable = Environment.ProcessPath ?? throw new PlatformNotSupportedException("The path of the running executable is unknown, so a child cannot be started.");
         IProcessBackend backend = ProcessBackend.Current;
         LaunchedChild child = backend.Launch(executable, commandLine, environment, ControlFd);
@@ -225,15 +225,10 @@ internal static class ChildLauncher
     /// Records the command line to re-run for children, with relative paths made absolute, so that changing the working
     /// directory later (<c>dotnet bin/app.dll</c>, then <c>cd /tmp</c>) does not break children. Called when the library loads.
     /// </summary>
-    public static void CaptureCommandLine(string? workingDirectory = null)
-    {
-        s_commandLine ??= CaptureCommandLineCore(workingDirectory ?? Environment.CurrentDirectory);
-    }
-
-    private static string[] CaptureCommandLine() => CaptureCommandLineCore(Environment.CurrentDirectory);
+    public static void CaptureCommandLine() => s_commandLine ??= ReadCommandLine(Environment.CurrentDirectory);
 
     /// <summary>The full command line of this process, host arguments included (<c>exec --runtimeconfig …</c> under a test host).</summary>
-    private static string[] CaptureCommandLineCore(string workingDirectory)
+    private static string[] ReadCommandLine(string workingDirectory)
     {
         string[] arguments = OperatingSystem.IsLinux()
             ? File.ReadAllText("/proc/self/cmdline").Split('\0')[..^1]

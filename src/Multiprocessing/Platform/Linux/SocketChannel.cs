@@ -9,38 +9,15 @@ internal sealed unsafe class SocketChannel(FileDescriptorHandle handle) : IContr
 
     public bool TrySendAll(ReadOnlySpan<byte> data, IReadOnlyList<SafeHandle>? handles = null)
     {
-        var held = new List<SafeHandle>();
         try
         {
-            Hold(Handle, held);
-            Span<int> fds = stackalloc int[handles?.Count ?? 0];
-            for (int i = 0; i < fds.Length; i++)
-            {
-                Hold(handles![i], held);
-                fds[i] = (int)handles[i].DangerousGetHandle();
-            }
-
-            UnixRights.SendAll(Handle.Fd, data, fds);
+            UnixRights.SendAll(Handle, data, handles);
             return true;
         }
         catch (Exception ex) when (ex is ObjectDisposedException or IOException)
         {
             return false; // the watcher closed it (the child has been reaped), or the peer is gone
         }
-        finally
-        {
-            foreach (SafeHandle handle in held)
-            {
-                handle.DangerousRelease();
-            }
-        }
-    }
-
-    private static void Hold(SafeHandle handle, List<SafeHandle> held)
-    {
-        bool added = false;
-        handle.DangerousAddRef(ref added);
-        held.Add(handle);
     }
 
     public bool TryReadExactly(Span<byte> buffer, List<int>? handles = null)

@@ -13,14 +13,51 @@ internal static unsafe class UnixRights
 
     private const int HeaderSize = 16; // cmsghdr: size_t length, int level, int type
 
-    /// <summary>Sends all of <paramref name="data"/>, the descriptors attached to its first byte; blocks while the peer is slow.</summary>
-    public static void SendAll(int socket, ReadOnlySpan<byte> data, ReadOnlySpan<int> fds)
+    /// <summary>
+    /// Sends all of <paramref name="data"/> over <paramref name="socket"/> with <paramref name="handles"/> attached,
+    /// holding a reference on every handle meanwhile: none can be closed under the call, and a Dispose of the socket from
+    /// another thread wakes it instead of leaving it blocked on a descriptor number that may be reused.
+    /// </summary>
+    public static void SendAll(SafeHandle socket, ReadOnlySpan<byte> data, IReadOnlyList<SafeHandle>? handles)
     {
-        if (fds.Length > MaximumDescriptors)
+        int count = handles?.Count ?? 0;
+        if (count > MaximumDescriptors)
         {
-            throw new IOException($"A message can carry at most {MaximumDescriptors} OS handles; this one has {fds.Length}.");
+            throw new IOException($"A message can carry at most {MaximumDescriptors} OS handles; this one has {count}.");
         }
 
+        var held = new List<SafeHandle>(count + 1);
+        try
+        {
+            Hold(socket, held);
+            Span<int> fds = stackalloc int[count];
+            for (int i = 0; i < count; i++)
+            {
+                Hold(handles![i], held);
+                fds[i] = (int)handles[i].DangerousGetHandle();
+            }
+
+            SendAll((int)socket.DangerousGetHandle(), data, fds);
+        }
+        finally
+        {
+            foreach (SafeHandle handle in held)
+            {
+                handle.DangerousRelease();
+            }
+        }
+    }
+
+    private static void Hold(SafeHandle handle, List<SafeHandle> held)
+    {
+        bool added = false;
+        handle.DangerousAddRef(ref added);
+        held.Add(handle);
+    }
+
+    /// <summary>Sends all of <paramref name="data"/>, the descriptors attached to its first byte; blocks while the peer is slow.</summary>
+    private static void SendAll(int socket, ReadOnlySpan<byte> data, ReadOnlySpan<int> fds)
+    {
         int controlLength = fds.IsEmpty ? 0 : HeaderSize + Align(fds.Length * sizeof(int));
         byte* control = stackalloc byte[Math.Max(controlLength, 1)];
         if (controlLength > 0)
