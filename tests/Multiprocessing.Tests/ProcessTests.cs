@@ -406,6 +406,18 @@ public sealed class ProcessTests : IDisposable
     }
 
     [Fact]
+    public void Waiting_on_a_released_sentinel_reports_the_process_ended()
+    {
+        // At exit the spare's sentinel can be released by the watcher while the exit handler still waits on it.
+        var p = new mp.Process(() => { });
+        Bounded.Run(p);
+        System.Runtime.InteropServices.SafeHandle sentinel = p.Sentinel;
+        p.Dispose();
+        Assert.True(sentinel.IsClosed);
+        Assert.True(Platform.ProcessBackend.Current.WaitSentinel(sentinel, TimeSpan.Zero));
+    }
+
+    [Fact]
     public void Disposing_a_running_process_does_not_stop_it()
     {
         string path = _scratch.File("survived");

@@ -14,7 +14,7 @@ internal interface IProcessBackend
     /// <summary>A handle that becomes readable when the process <paramref name="pid"/> ends, or null when it is already gone.</summary>
     SafeHandle? OpenSentinel(int pid);
 
-    /// <summary>Blocks until <paramref name="sentinel"/> is signalled or the timeout passes; returns true when it was signalled.</summary>
+    /// <summary>Blocks until <paramref name="sentinel"/> is signalled or the timeout passes; returns true when it was signalled (or already released, which happens only after the process was reaped).</summary>
     bool WaitSentinel(SafeHandle sentinel, TimeSpan timeout);
 
     /// <summary>Sends <paramref name="signal"/> to the process behind <paramref name="sentinel"/>; false when it has already been reaped.</summary>

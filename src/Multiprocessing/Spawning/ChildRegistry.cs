@@ -18,7 +18,7 @@ internal static class ChildRegistry
 
         if (Interlocked.Exchange(ref s_exitHookInstalled, 1) == 0)
         {
-            AppDomain.CurrentDomain.ProcessExit += (_, _) => OnExit();
+            AppDomain.CurrentDomain.ProcessExit += (_, _) => OnExitWithoutThrowing();
         }
     }
 
@@ -38,6 +38,19 @@ internal static class ChildRegistry
         lock (s_children)
         {
             return s_children.Where(p => !p.HasEnded).ToArray();
+        }
+    }
+
+    /// <summary>An exception escaping a ProcessExit handler aborts the app: report it instead.</summary>
+    private static void OnExitWithoutThrowing()
+    {
+        try
+        {
+            OnExit();
+        }
+        catch (Exception ex)
+        {
+            Console.Error.WriteLine($"Multiprocessing: cleaning up children at exit failed: {ex}");
         }
     }
 

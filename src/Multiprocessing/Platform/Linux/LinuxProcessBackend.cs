@@ -157,7 +157,15 @@ internal sealed unsafe class LinuxProcessBackend : IProcessBackend
     {
         long deadline = timeout == Timeout.InfiniteTimeSpan ? -1 : Environment.TickCount64 + (long)Math.Ceiling(timeout.TotalMilliseconds);
         bool added = false;
-        sentinel.DangerousAddRef(ref added);
+        try
+        {
+            sentinel.DangerousAddRef(ref added);
+        }
+        catch (ObjectDisposedException)
+        {
+            return true; // a sentinel is released only once its process has been reaped: it has ended
+        }
+
         try
         {
             while (true)
