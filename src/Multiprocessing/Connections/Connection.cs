@@ -35,6 +35,32 @@ public sealed class Connection : IDisposable
     private readonly bool _carriesHandles;
     private volatile bool _closed;
 
+    /// <summary>
+    /// Bytes read from the socket ahead of need: a receive that wants only a few bytes takes whatever is available in
+    /// one call, so a small message (header and payload) costs one recv instead of two. Only touched under the receive gate.
+    /// </summary>
+    private byte[]? _ahead;
+    private int _aheadStart;
+    private int _aheadEnd;
+
+    /// <summary>Stream offset of the next byte the parser takes (bytes consumed so far).</summary>
+    private long _consumed;
+
+    /// <summary>
+    /// Descriptors that arrived with a read-ahead, each with the stream offset just past that read. The kernel hands a
+    /// message's descriptors to the first read that touches the message's first segment, and ends that read inside it;
+    /// so a batch belongs to the message containing the last byte of its read, whichever message the read started in.
+    /// </summary>
+    private readonly List<(long ReadEnd, List<int> Handles)> _pendingHandles = [];
+
+    /// <summary>Scratch list the read-ahead collects descriptors in (rarely non-empty, so reads allocate nothing).</summary>
+    private List<int>? _arrivals;
+
+    private const int ReadAheadCapacity = 16 * 1024;
+
+    /// <summary>Bytes read from the socket but not yet received as messages.</summary>
+    internal int BufferedByteCount => _aheadEnd - _aheadStart;
+
     internal Connection(Socket socket, bool readable, bool writable, bool shutUnusedDirection = true)
     {
         _socket = socket;
@@ -302,7 +328,7 @@ public sealed class Connection : IDisposable
     public bool Poll(TimeSpan timeout = default)
     {
         EnsureReadable();
-        return Platform.Readiness.Wait([Descriptor], ToMilliseconds(timeout))[0];
+        return BufferedByteCount > 0 || Platform.Readiness.Wait([Descriptor], ToMilliseconds(timeout))[0];
     }
 
     /// <summary>Sends <paramref name="value"/> as one message without blocking a thread.</summary>
@@ -357,6 +383,7 @@ public sealed class Connection : IDisposable
         await _receiveGate.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            long start = _consumed;
             byte[] header = new byte[8];
             if (!await ReadExactlyAsync(header.AsMemory(0, 4), atMessageStart: true, cancellationToken).ConfigureAwait(false))
             {
@@ -369,6 +396,8 @@ public sealed class Connection : IDisposable
                 await ReadExactlyAsync(header, atMessageStart: false, cancellationToken).ConfigureAwait(false);
                 length = (long)BinaryPrimitives.ReadUInt64BigEndian(header);
             }
+
+            ClaimHandles(start, _consumed - start + Math.Max(length, 0), handles: null); // async receives carry none
 
             CheckLength(length, maxLength);
             byte[] data = new byte[Math.Min(length, TrustedLength)];
@@ -418,7 +447,13 @@ public sealed class Connection : IDisposable
         }
 
         int milliseconds = timeout is not { } t || t == Timeout.InfiniteTimeSpan ? -1 : t <= TimeSpan.Zero ? 0 : ToMilliseconds(t);
-        bool[] ready = Platform.Readiness.Wait(fds, milliseconds);
+        bool anyBuffered = Array.Exists(all, item => item is Connection { BufferedByteCount: > 0 });
+        bool[] ready = Platform.Readiness.Wait(fds, anyBuffered ? 0 : milliseconds);
+        for (int i = 0; i < all.Length; i++)
+        {
+            ready[i] |= all[i] is Connection { BufferedByteCount: > 0 }; // already read ahead: ready without the socket
+        }
+
         var result = new List<object>();
         for (int i = 0; i < all.Length; i++)
         {
@@ -444,6 +479,23 @@ public sealed class Connection : IDisposable
 
         _closed = true;
         _socket.Dispose();
+        if (_receiveGate.Wait(0))
+        {
+            // Descriptors read ahead for messages nobody will receive now; a receive in flight cleans up after itself.
+            try
+            {
+                foreach ((_, List<int> handles) in _pendingHandles)
+                {
+                    CloseAll(handles);
+                }
+
+                _pendingHandles.Clear();
+            }
+            finally
+            {
+                _receiveGate.Release();
+            }
+        }
     }
 
     /// <summary>Describes the connection's state.</summary>
@@ -486,8 +538,9 @@ public sealed class Connection : IDisposable
     /// <summary>Reads a frame header and returns the payload length, checked against <paramref name="maxLength"/> and the largest array.</summary>
     private long ReadHeader(int? maxLength, List<int>? handles)
     {
+        long start = _consumed;
         Span<byte> header = stackalloc byte[8];
-        if (!ReadExactly(header[..4], atMessageStart: true, handles))
+        if (!ReadExactly(header[..4], atMessageStart: true))
         {
             throw new EndOfStreamException("The connection was closed by its other end.");
         }
@@ -499,8 +552,36 @@ public sealed class Connection : IDisposable
             length = (long)BinaryPrimitives.ReadUInt64BigEndian(header);
         }
 
+        ClaimHandles(start, _consumed - start + Math.Max(length, 0), handles);
         CheckLength(length, maxLength);
         return length;
+    }
+
+    /// <summary>
+    /// Moves the descriptors that came with the message at stream offsets [start, start + frameLength) into
+    /// <paramref name="handles"/>, and closes any left from earlier messages (which no receiver can take any more).
+    /// </summary>
+    private void ClaimHandles(long start, long frameLength, List<int>? handles)
+    {
+        while (_pendingHandles.Count > 0)
+        {
+            (long readEnd, List<int> batch) = _pendingHandles[0];
+            long last = readEnd - 1;
+            if (last >= start + frameLength)
+            {
+                return; // a later message's
+            }
+
+            _pendingHandles.RemoveAt(0);
+            if (last >= start && handles is not null)
+            {
+                handles.AddRange(batch);
+            }
+            else
+            {
+                CloseAll(batch);
+            }
+        }
     }
 
     private (byte[] Data, int Length) ReceiveMessage(int? maxLength, bool pooled, List<int>? handles)
@@ -560,17 +641,35 @@ public sealed class Connection : IDisposable
 
     /// <summary>
     /// Reads exactly <paramref name="buffer"/>; false only for a clean end of stream before the first byte of a message.
-    /// When <paramref name="handles"/> is given, OS handles that arrive with the bytes (they come with a message's first byte) are added to it.
+    /// Descriptors that arrive with a read-ahead wait in the pending list until their message's header is parsed.
     /// </summary>
-    private bool ReadExactly(Span<byte> buffer, bool atMessageStart, List<int>? handles = null)
+    private bool ReadExactly(Span<byte> buffer, bool atMessageStart)
     {
-        int done = 0;
+        int done = TakeAhead(buffer);
         while (done < buffer.Length)
         {
+            // A short want reads ahead into the connection's buffer, and may run into later messages (and their
+            // descriptors); a long one reads exactly what this message still owes, straight to its destination, so it
+            // never touches the next message.
+            bool ahead = buffer.Length - done < ReadAheadCapacity / 2;
+            Span<byte> target = ahead ? (_ahead ??= new byte[ReadAheadCapacity]) : buffer[done..];
             int n;
             try
             {
-                n = handles is null ? _socket.Receive(buffer[done..], SocketFlags.None) : Platform.HandlePassing.Receive(_socket, buffer[done..], handles);
+                if (ahead && _carriesHandles)
+                {
+                    List<int> arrived = _arrivals ??= [];
+                    n = Platform.HandlePassing.Receive(_socket, target, arrived);
+                    if (arrived.Count > 0)
+                    {
+                        _pendingHandles.Add((_consumed + n, [.. arrived]));
+                        arrived.Clear();
+                    }
+                }
+                else
+                {
+                    n = _socket.Receive(target, SocketFlags.None);
+                }
             }
             catch (IOException)
             {
@@ -591,15 +690,43 @@ public sealed class Connection : IDisposable
                 return CleanEndOfStream(done, atMessageStart);
             }
 
-            done += n;
+            if (ahead)
+            {
+                _aheadStart = 0;
+                _aheadEnd = n;
+                done += TakeAhead(buffer[done..]);
+            }
+            else
+            {
+                done += n;
+                _consumed += n;
+            }
         }
 
         return true;
     }
 
+    /// <summary>Moves read-ahead bytes into <paramref name="buffer"/>; returns how many.</summary>
+    private int TakeAhead(Span<byte> buffer)
+    {
+        int take = Math.Min(buffer.Length, _aheadEnd - _aheadStart);
+        if (take > 0)
+        {
+            _ahead.AsSpan(_aheadStart, take).CopyTo(buffer);
+            _aheadStart += take;
+            _consumed += take;
+        }
+
+        return take;
+    }
+
+    /// <remarks>
+    /// Reads exactly what is asked (after any read-ahead bytes), never ahead: a plain receive would discard the
+    /// descriptors of a later message it ran into.
+    /// </remarks>
     private async ValueTask<bool> ReadExactlyAsync(Memory<byte> buffer, bool atMessageStart, CancellationToken cancellationToken)
     {
-        int done = 0;
+        int done = TakeAhead(buffer.Span);
         while (done < buffer.Length)
         {
             int n;
@@ -623,6 +750,7 @@ public sealed class Connection : IDisposable
             }
 
             done += n;
+            _consumed += n;
         }
 
         return true;

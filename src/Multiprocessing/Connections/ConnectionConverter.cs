@@ -23,6 +23,12 @@ internal sealed class ConnectionConverter : ObjectConverter<Connection>
             throw new CrossingException(typeof(Connection), "cannot cross a process boundary: it is closed");
         }
 
+        if (value.BufferedByteCount > 0)
+        {
+            // Those bytes were taken off the socket by this process; the other process could never read them.
+            throw new CrossingException(typeof(Connection), $"cannot cross a process boundary yet: it holds {value.BufferedByteCount} bytes of messages already read from its socket; receive them first");
+        }
+
         writer.WriteVarUInt((uint)writer.AddHandle(value.Socket.SafeHandle, typeof(Connection)));
         writer.WriteBoolean(value.Readable);
         writer.WriteBoolean(value.Writable);
