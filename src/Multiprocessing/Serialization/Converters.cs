@@ -249,6 +249,8 @@ internal static class NonCrossable
         ["System.Reflection.Assembly"] = Metadata,
         ["System.Reflection.Module"] = Metadata,
         ["System.AppDomain"] = "cannot cross a process boundary: it is this process's runtime",
+        ["Multiprocessing.Pool"] = "cannot cross a process boundary: a pool is driven by the process that made it (submit work from there)",
+        ["Multiprocessing.AsyncResult`1"] = "cannot cross a process boundary: it completes in the process that submitted the work",
     };
 
     public static string? Reason(Type type)

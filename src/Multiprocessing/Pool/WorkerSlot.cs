@@ -1,0 +1,505 @@
+using System.Diagnostics;
+using System.Runtime.Serialization;
+
+namespace Multiprocessing.Pooling;
+
+/// <summary>One submitted task: its item, its continuations, and where it is.</summary>
+internal sealed class PoolJob
+{
+    private readonly Action<object?> _succeed;
+    private readonly Action<Exception> _fail;
+    private int _completed;
+
+    public PoolJob(WorkItem item, Action<object?> succeed, Action<Exception> fail, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        Item = item;
+        _succeed = succeed;
+        _fail = fail;
+        Timeout = timeout;
+        CancellationToken = cancellationToken;
+        Node = new LinkedListNode<PoolJob>(this);
+    }
+
+    public WorkItem Item { get; }
+
+    public TimeSpan? Timeout { get; }
+
+    public CancellationToken CancellationToken { get; }
+
+    public CancellationTokenRegistration Registration { get; set; }
+
+    public Pool? Owner { get; set; }
+
+    /// <summary>Its place in the pool's pending list while it waits there.</summary>
+    public LinkedListNode<PoolJob> Node { get; }
+
+    /// <summary>The slot whose worker holds it (under the pool's gate).</summary>
+    public WorkerSlot? Slot { get; set; }
+
+    /// <summary>Set under the pool's gate when its token fired.</summary>
+    public bool Cancelled { get; set; }
+
+    /// <summary>Set by its slot when it ran past its timeout.</summary>
+    public bool TimedOut { get; set; }
+
+    /// <summary>When it started running (a <see cref="Stopwatch"/> timestamp), once it is the oldest task its worker holds.</summary>
+    public long StartedAt { get; set; }
+
+    public void TrySucceed(object? value)
+    {
+        if (Interlocked.Exchange(ref _completed, 1) == 0)
+        {
+            Registration.Dispose();
+            _succeed(value);
+        }
+    }
+
+    public void TryFail(Exception error)
+    {
+        if (Interlocked.Exchange(ref _completed, 1) == 0)
+        {
+            Registration.Dispose();
+            _fail(error);
+        }
+    }
+}
+
+/// <summary>
+/// One worker process and the pool thread that feeds it: the thread hands the worker up to <see cref="Depth"/> tasks
+/// ahead, reads their results in order, stops the worker when the oldest task runs past its timeout or is cancelled,
+/// and replaces a worker that died (failing only the task it was running; those it had not started go back to the queue).
+/// </summary>
+internal sealed class WorkerSlot(Pool pool, int number)
+{
+    /// <summary>Tasks handed to a worker ahead of its results: enough to hide the round trip, few enough to balance load.</summary>
+    private const int Depth = 3;
+
+    private static int s_workerNumber;
+
+    private readonly Queue<PoolJob> _inFlight = new();
+    private Thread? _thread;
+    private Process? _worker;
+    private Connection? _connection;
+    private int _tasksHanded;
+
+    /// <summary>The current worker's pid (under the pool's gate).</summary>
+    public int? WorkerPid { get; private set; }
+
+    public void StartWorker()
+    {
+        (Connection ours, Connection theirs) = Pipe.Create();
+        var worker = new Process<Connection, Action?>(
+            PoolWorker.Serve, theirs, pool.Initializer, name: $"PoolWorker-{Interlocked.Increment(ref s_workerNumber)}", daemon: true);
+        try
+        {
+            worker.Start();
+        }
+        catch
+        {
+            ours.Dispose();
+            theirs.Dispose();
+            worker.Dispose();
+            throw;
+        }
+
+        theirs.Dispose(); // the child has its own copy: ours must see end of stream when the child ends
+        lock (pool.Gate)
+        {
+            _worker = worker;
+            _connection = ours;
+            _tasksHanded = 0;
+            WorkerPid = worker.Pid;
+        }
+    }
+
+    public void StartThread()
+    {
+        _thread = new Thread(Run) { IsBackground = true, Name = $"Multiprocessing pool slot {number}" };
+        _thread.Start();
+    }
+
+    public void JoinThread() => _thread?.Join();
+
+    /// <summary>Whether <paramref name="job"/> is the task the worker is running now (under the pool's gate).</summary>
+    public bool IsRunning(PoolJob job) => _inFlight.TryPeek(out PoolJob? head) && head == job;
+
+    /// <summary>Stops the current worker; the slot's thread sees its connection end and handles the rest.</summary>
+    public void KillWorker()
+    {
+        Process? worker;
+        lock (pool.Gate)
+        {
+            worker = _worker;
+        }
+
+        try
+        {
+            worker?.Kill();
+        }
+        catch (InvalidOperationException)
+        {
+            // already ended
+        }
+    }
+
+    private void Run()
+    {
+        try
+        {
+            while (Step())
+            {
+            }
+        }
+        catch (Exception ex)
+        {
+            Console.Error.WriteLine($"Multiprocessing: pool slot {number} failed: {ex}");
+            FailAll(new ProcessException($"The pool's worker slot {number} failed: {ex.Message}"));
+        }
+        finally
+        {
+            StopWorker();
+        }
+    }
+
+    /// <summary>One turn: top up the worker, then wait for one result (or for work). False when the slot is done.</summary>
+    private bool Step()
+    {
+        if (_worker is { IsAlive: false })
+        {
+            // It died while idle (killed from outside): replace it before handing it anything.
+            WorkerEnded();
+        }
+
+        List<PoolJob>? toSend = null;
+        lock (pool.Gate)
+        {
+            while (true)
+            {
+                if (pool.State == PoolState.Terminated && _inFlight.Count == 0)
+                {
+                    return false;
+                }
+
+                int allowance = Depth - _inFlight.Count;
+                if (pool.MaxTasksPerChild is { } max)
+                {
+                    allowance = Math.Min(allowance, max - _tasksHanded);
+                }
+
+                while (allowance-- > 0 && pool.Pending.First is { } node && pool.InitializerError is null)
+                {
+                    pool.Pending.RemoveFirst();
+                    PoolJob job = node.Value;
+                    job.Slot = this;
+                    _inFlight.Enqueue(job);
+                    (toSend ??= []).Add(job);
+                    _tasksHanded++;
+                }
+
+                if (_inFlight.Count > 0)
+                {
+                    break;
+                }
+
+                if (pool.State != PoolState.Running || pool.InitializerError is not null)
+                {
+                    return false; // closed and drained
+                }
+
+                if (pool.MaxTasksPerChild is { } limit && _tasksHanded >= limit)
+                {
+                    break; // recycle below, then come back for work
+                }
+
+                Monitor.Wait(pool.Gate);
+            }
+        }
+
+        if (_inFlight.Count == 0)
+        {
+            Recycle();
+            return true;
+        }
+
+        if (_worker is null || _connection is null)
+        {
+            StartReplacement();
+        }
+
+        if (toSend is not null && !Send(toSend))
+        {
+            return true; // the worker died; its tasks were handled
+        }
+
+        ReceiveOne();
+        return true;
+    }
+
+    private bool Send(List<PoolJob> jobs)
+    {
+        long now = Stopwatch.GetTimestamp();
+        foreach (PoolJob job in jobs)
+        {
+            if (_inFlight.Peek() == job)
+            {
+                job.StartedAt = now;
+            }
+
+            try
+            {
+                _connection!.Send(job.Item);
+            }
+            catch (SerializationException ex)
+            {
+                // Nothing was written (messages are serialized before they are sent): only this task fails.
+                RemoveInFlight(job);
+                job.TryFail(ex);
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+            {
+                WorkerEnded();
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private void RemoveInFlight(PoolJob job)
+    {
+        lock (pool.Gate)
+        {
+            int count = _inFlight.Count;
+            for (int i = 0; i < count; i++)
+            {
+                PoolJob other = _inFlight.Dequeue();
+                if (other != job)
+                {
+                    _inFlight.Enqueue(other);
+                }
+            }
+
+            job.Slot = null;
+            _tasksHanded--;
+            if (_inFlight.TryPeek(out PoolJob? head) && head.StartedAt == 0)
+            {
+                head.StartedAt = Stopwatch.GetTimestamp();
+            }
+        }
+    }
+
+    private void ReceiveOne()
+    {
+        if (_inFlight.Count == 0)
+        {
+            return;
+        }
+
+        PoolJob head = _inFlight.Peek();
+        TimeSpan wait = Timeout.InfiniteTimeSpan;
+        if (head.Timeout is { } timeout)
+        {
+            TimeSpan ran = Stopwatch.GetElapsedTime(head.StartedAt);
+            wait = timeout > ran ? timeout - ran : TimeSpan.Zero;
+        }
+
+        WorkResult result;
+        try
+        {
+            if (!_connection!.Poll(wait))
+            {
+                head.TimedOut = true;
+                KillWorker();
+                _ = _connection.Poll(TimeSpan.FromSeconds(30)); // its end of stream (a killed process's socket closes at once)
+            }
+
+            result = _connection.Recv<WorkResult>();
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            WorkerEnded();
+            return;
+        }
+        catch (SerializationException ex)
+        {
+            // The result arrived but could not be read here: that task fails, the stream is still in step.
+            Complete(new WorkResult(WorkResultKind.Failure, null, RemoteException.FromException(ex)));
+            return;
+        }
+
+        if (result.Kind == WorkResultKind.InitializerFailed)
+        {
+            pool.InitializerFailed(result.Error!);
+            FailAll(Pool.InitializerFailure(result.Error!));
+            StopWorker();
+            return;
+        }
+
+        Complete(result);
+    }
+
+    private void Complete(WorkResult result)
+    {
+        PoolJob job;
+        bool nextCancelled = false;
+        lock (pool.Gate)
+        {
+            job = _inFlight.Dequeue();
+            job.Slot = null;
+            if (_inFlight.TryPeek(out PoolJob? next))
+            {
+                next.StartedAt = Stopwatch.GetTimestamp();
+                nextCancelled = next.Cancelled; // cancelled while queued behind this one: the worker starts it now
+            }
+        }
+
+        if (nextCancelled)
+        {
+            KillWorker();
+        }
+
+        if (result.Kind == WorkResultKind.Success)
+        {
+            job.TrySucceed(result.Value);
+        }
+        else
+        {
+            job.TryFail(result.Error!);
+        }
+    }
+
+    /// <summary>The worker's connection ended: it died (or was stopped). Fail what it was running, requeue the rest.</summary>
+    private void WorkerEnded()
+    {
+        Process? worker = _worker;
+        int? exitCode = null;
+        if (worker is not null && worker.Join(TimeSpan.FromSeconds(30)))
+        {
+            exitCode = worker.ExitCode;
+        }
+
+        List<PoolJob> failed = [];
+        lock (pool.Gate)
+        {
+            bool terminated = pool.State == PoolState.Terminated;
+            bool first = true;
+            var requeue = new List<PoolJob>();
+            while (_inFlight.TryDequeue(out PoolJob? job))
+            {
+                job.Slot = null;
+                if (first || job.Cancelled || terminated)
+                {
+                    failed.Add(job);
+                }
+                else
+                {
+                    requeue.Add(job); // handed over but not started: the worker runs tasks in order
+                }
+
+                first = false;
+            }
+
+            for (int i = requeue.Count - 1; i >= 0; i--)
+            {
+                requeue[i].StartedAt = 0;
+                pool.Pending.AddFirst(requeue[i].Node);
+            }
+
+            if (requeue.Count > 0)
+            {
+                Monitor.PulseAll(pool.Gate);
+            }
+        }
+
+        for (int i = 0; i < failed.Count; i++)
+        {
+            PoolJob job = failed[i];
+            Exception error = job.Cancelled ? new OperationCanceledException("The task was cancelled; its worker was stopped.", job.CancellationToken)
+                : job.TimedOut && i == 0 ? new TimeoutException($"The task ran longer than its timeout of {job.Timeout}; its worker (pid {worker?.Pid}) was stopped and replaced.")
+                : pool.State == PoolState.Terminated ? Pool.TerminatedException()
+                : new ProcessException($"The pool's worker process (pid {worker?.Pid}) died while running this task, with exit code {exitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}; it has been replaced.", exitCode);
+            job.TryFail(error);
+        }
+
+        DisposeWorker();
+    }
+
+    /// <summary>The worker ran its quota of tasks: let it exit and start a fresh one.</summary>
+    private void Recycle()
+    {
+        StopWorker();
+        lock (pool.Gate)
+        {
+            if (pool.State != PoolState.Running)
+            {
+                return;
+            }
+        }
+
+        StartReplacement();
+    }
+
+    private void StartReplacement()
+    {
+        DisposeWorker();
+        lock (pool.Gate)
+        {
+            if (pool.State == PoolState.Terminated)
+            {
+                return;
+            }
+        }
+
+        StartWorker();
+    }
+
+    /// <summary>Hangs up on the worker (it exits when it reads end of stream) and waits for it; kills it if it lingers.</summary>
+    private void StopWorker()
+    {
+        Connection? connection = _connection;
+        Process? worker = _worker;
+        connection?.Dispose();
+        if (worker is not null && !worker.Join(TimeSpan.FromSeconds(10)))
+        {
+            KillWorker();
+            _ = worker.Join(TimeSpan.FromSeconds(30));
+        }
+
+        DisposeWorker();
+    }
+
+    private void DisposeWorker()
+    {
+        Connection? connection;
+        Process? worker;
+        lock (pool.Gate)
+        {
+            connection = _connection;
+            worker = _worker;
+            _connection = null;
+            _worker = null;
+            WorkerPid = null;
+        }
+
+        connection?.Dispose();
+        if (worker is not null && !worker.IsAlive)
+        {
+            worker.Dispose();
+        }
+    }
+
+    private void FailAll(Exception error)
+    {
+        List<PoolJob> jobs;
+        lock (pool.Gate)
+        {
+            jobs = [.. _inFlight];
+            _inFlight.Clear();
+        }
+
+        foreach (PoolJob job in jobs)
+        {
+            job.TryFail(error);
+        }
+    }
+}
