@@ -352,4 +352,23 @@ public sealed class PoolTests
             Assert.Equal("from a pool worker", ours.Recv<string>());
         }
     }
+
+    [Fact]
+    public async Task Functions_cross_once_per_worker_yet_captured_values_are_always_current()
+    {
+        using var pool = new mp.Pool(1);
+        int captured = 1;
+        Func<int> closure = () => captured;
+        Assert.Equal(1, await Bounded(() => pool.Apply(closure)));
+        captured = 2; // the same delegate with new state: it must be shipped again, not served from the worker's cache
+        Assert.Equal(2, await Bounded(() => pool.Apply(closure)));
+
+        // More distinct functions than a worker caches: both sides evict the same ones and nothing goes missing.
+        for (int round = 0; round < 150; round++)
+        {
+            int offset = round;
+            Assert.Equal([offset, offset + 1], await Bounded(() => pool.Map(x => x + offset, [0, 1], chunkSize: 1)));
+            Assert.Equal(7, await Bounded(() => pool.Apply(static () => 7)));
+        }
+    }
 }

@@ -101,7 +101,7 @@ public sealed class Pool : IDisposable
     {
         ArgumentNullException.ThrowIfNull(action);
         var result = new AsyncResult<object?>();
-        Submit(new ActionItem(action), result.SetResult, result.SetException, timeout, cancellationToken);
+        Submit(new ActionItem(action, WorkItem.IdIfStateless(action)), result.SetResult, result.SetException, timeout, cancellationToken);
         Wait(result, cancellationToken);
     }
 
@@ -120,7 +120,7 @@ public sealed class Pool : IDisposable
     {
         ArgumentNullException.ThrowIfNull(func);
         var result = new AsyncResult<TResult>(callback, errorCallback);
-        Submit(new CallItem<TResult>(func), value => result.SetResult((TResult)value!), result.SetException, timeout, cancellationToken);
+        Submit(new CallItem<TResult>(func, WorkItem.IdIfStateless(func)), value => result.SetResult((TResult)value!), result.SetException, timeout, cancellationToken);
         return result;
     }
 
@@ -192,13 +192,14 @@ public sealed class Pool : IDisposable
             }
         }
 
+        long functionId = WorkItem.NewFunctionId(); // one function for every chunk: each worker receives it once
         for (int c = 0; c < chunks; c++)
         {
             int start = c * size;
             int index = c;
             T[] slice = all[start..Math.Min(start + size, all.Length)];
             Submit(
-                new MapChunk<T, TResult>(func, slice),
+                new MapChunk<T, TResult>(func, functionId, slice),
                 value =>
                 {
                     ((TResult[])value!).CopyTo(results, start);
@@ -537,6 +538,7 @@ public sealed class Pool : IDisposable
         CancellationToken cancellationToken)
     {
         int window = Processes * 2 + 1;
+        long functionId = WorkItem.NewFunctionId();
         var inFlight = new Queue<(PoolJob Job, TaskCompletionSource<TResult[]> Source)>();
         var done = new System.Collections.Concurrent.BlockingCollection<(TResult[]? Results, Exception? Error)>();
         int completed = 0;
@@ -561,7 +563,7 @@ public sealed class Pool : IDisposable
 
                     var completion = new TaskCompletionSource<TResult[]>(TaskCreationOptions.RunContinuationsAsynchronously);
                     PoolJob job = Submit(
-                        new MapChunk<T, TResult>(func, [.. chunk]),
+                        new MapChunk<T, TResult>(func, functionId, [.. chunk]),
                         value =>
                         {
                             var results = (TResult[])value!;

@@ -1,51 +1,150 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Serialization;
 
 namespace Multiprocessing.Pooling;
 
-/// <summary>One unit of work shipped to a pool worker: a call, or a chunk of a map.</summary>
+/// <summary>
+/// One unit of work shipped to a pool worker: a call, or a chunk of a map. Its function may be shared by many items
+/// (every chunk of a map, repeated calls of a stateless lambda): such a function has an id, crosses to each worker once,
+/// and later items refer to it by id alone (see <see cref="FunctionCache"/>).
+/// </summary>
 internal abstract class WorkItem
 {
-    /// <summary>Runs in the worker and returns what goes back (a value, or an array for a chunk).</summary>
-    public abstract object? Run();
+    /// <summary>Non-zero when the function may be cached in the worker under this id.</summary>
+    public abstract long FunctionId { get; }
+
+    /// <summary>The function, or null when the item refers to a cached one by <see cref="FunctionId"/>.</summary>
+    public abstract Delegate? Function { get; }
+
+    /// <summary>The same item without its function, for a worker that already caches it.</summary>
+    public abstract WorkItem WithoutFunction();
+
+    /// <summary>Runs in the worker with the item's (or the cached) function and returns what goes back.</summary>
+    public abstract object? Run(Delegate function);
+
+    private static long s_lastId;
+
+    /// <summary>A fresh function id.</summary>
+    public static long NewFunctionId() => Interlocked.Increment(ref s_lastId);
+
+    private static readonly ConditionalWeakTable<Delegate, StrongBox<long>> s_statelessIds = new();
+
+    /// <summary>
+    /// An id for a delegate that holds no state (a static method or a lambda capturing nothing), so repeated calls
+    /// of it cross once per worker; 0 for one with state, which is shipped every time (its captured values may change).
+    /// </summary>
+    public static long IdIfStateless(Delegate function)
+    {
+        if (s_statelessIds.TryGetValue(function, out StrongBox<long>? known))
+        {
+            return known.Value;
+        }
+
+        if (function.HasSingleTarget && (function.Target is null || !HasInstanceFields(function.Target.GetType())))
+        {
+            return s_statelessIds.GetValue(function, static _ => new StrongBox<long>(NewFunctionId())).Value;
+        }
+
+        return 0;
+    }
+
+    private static bool HasInstanceFields(Type type)
+        => type.GetFields(System.Reflection.BindingFlags.Instance | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic).Length > 0;
 }
 
 /// <summary>A single call: <c>Apply</c>, <c>ApplyAsync</c>.</summary>
-internal sealed class CallItem<TResult>(Func<TResult> function) : WorkItem
+internal sealed class CallItem<TResult>(Func<TResult>? function, long functionId) : WorkItem
 {
-    private readonly Func<TResult> _function = function;
+    private readonly Func<TResult>? _function = function;
+    private readonly long _functionId = functionId;
 
-    public override object? Run() => _function();
+    public override long FunctionId => _functionId;
+
+    public override Delegate? Function => _function;
+
+    public override WorkItem WithoutFunction() => new CallItem<TResult>(null, _functionId);
+
+    public override object? Run(Delegate function) => ((Func<TResult>)function)();
 }
 
 /// <summary>A call with nothing to return.</summary>
-internal sealed class ActionItem(Action action) : WorkItem
+internal sealed class ActionItem(Action? action, long functionId) : WorkItem
 {
-    private readonly Action _action = action;
+    private readonly Action? _action = action;
+    private readonly long _functionId = functionId;
 
-    public override object? Run()
+    public override long FunctionId => _functionId;
+
+    public override Delegate? Function => _action;
+
+    public override WorkItem WithoutFunction() => new ActionItem(null, _functionId);
+
+    public override object? Run(Delegate function)
     {
-        _action();
+        ((Action)function)();
         return null;
     }
 }
 
 /// <summary>A chunk of a map: the function applied to each item in order; the first exception fails the chunk (Python's mapstar).</summary>
-internal sealed class MapChunk<T, TResult>(Func<T, TResult> function, T[] items) : WorkItem
+internal sealed class MapChunk<T, TResult>(Func<T, TResult>? function, long functionId, T[] items) : WorkItem
 {
-    private readonly Func<T, TResult> _function = function;
+    private readonly Func<T, TResult>? _function = function;
+    private readonly long _functionId = functionId;
     private readonly T[] _items = items;
 
-    public int Count => _items.Length;
+    public override long FunctionId => _functionId;
 
-    public override object? Run()
+    public override Delegate? Function => _function;
+
+    public override WorkItem WithoutFunction() => new MapChunk<T, TResult>(null, _functionId, _items);
+
+    public override object? Run(Delegate function)
     {
+        var typed = (Func<T, TResult>)function;
         var results = new TResult[_items.Length];
         for (int i = 0; i < _items.Length; i++)
         {
-            results[i] = _function(_items[i]);
+            results[i] = typed(_items[i]);
         }
 
         return results;
+    }
+}
+
+/// <summary>
+/// The functions one worker caches, mirrored exactly on both sides: the pool's slot records what it sent to its worker
+/// and the worker what it received, in the same order with the same bound, so both evict the same ids.
+/// </summary>
+internal sealed class FunctionCache
+{
+    private const int Capacity = 128;
+
+    private readonly Dictionary<long, Delegate?> _entries = [];
+    private readonly Queue<long> _order = new();
+
+    public bool Contains(long id) => _entries.ContainsKey(id);
+
+    public Delegate? Get(long id) => _entries.GetValueOrDefault(id);
+
+    public void Add(long id, Delegate? function)
+    {
+        if (!_entries.TryAdd(id, function))
+        {
+            return;
+        }
+
+        _order.Enqueue(id);
+        if (_order.Count > Capacity)
+        {
+            _entries.Remove(_order.Dequeue());
+        }
+    }
+
+    public void Clear()
+    {
+        _entries.Clear();
+        _order.Clear();
     }
 }
 
@@ -88,6 +187,7 @@ internal static class PoolWorker
                 return;
             }
 
+            var functions = new FunctionCache();
             while (true)
             {
                 WorkItem? item;
@@ -114,7 +214,21 @@ internal static class PoolWorker
                 WorkResult result;
                 try
                 {
-                    result = new WorkResult(WorkResultKind.Success, item.Run(), null);
+                    Delegate? function = item.Function;
+                    if (item.FunctionId != 0)
+                    {
+                        if (function is null)
+                        {
+                            function = functions.Get(item.FunctionId)
+                                ?? throw new InvalidOperationException($"The pool worker has no function with id {item.FunctionId} (it failed to arrive earlier).");
+                        }
+                        else
+                        {
+                            functions.Add(item.FunctionId, function);
+                        }
+                    }
+
+                    result = new WorkResult(WorkResultKind.Success, item.Run(function!), null);
                 }
                 catch (Exception ex)
                 {

@@ -71,12 +71,25 @@ internal sealed class PoolJob
 /// </summary>
 internal sealed class WorkerSlot(Pool pool, int number)
 {
-    /// <summary>Tasks handed to a worker ahead of its results: enough to hide the round trip, few enough to balance load.</summary>
-    private const int Depth = 3;
+    /// <summary>
+    /// How many tasks the worker holds ahead of its results: deep while tasks are short (the round trip and the
+    /// wake-ups are then the cost, and a deep queue lets both sides handle many messages per wake-up), shallow when
+    /// they are long (a task queued behind a long one waits even if another worker is idle).
+    /// </summary>
+    private int Depth => _averageRunTicks == 0 ? 2 : _averageRunTicks < ShortTaskTicks ? 16 : _averageRunTicks < LongTaskTicks ? 2 : 1;
+
+    private static readonly long ShortTaskTicks = Stopwatch.Frequency / 5_000; // 200 µs
+    private static readonly long LongTaskTicks = Stopwatch.Frequency / 200; // 5 ms
+
+    /// <summary>A moving average of how long this slot's tasks ran, in <see cref="Stopwatch"/> ticks (0: none yet).</summary>
+    private long _averageRunTicks;
 
     private static int s_workerNumber;
 
     private readonly Queue<PoolJob> _inFlight = new();
+
+    /// <summary>The function ids the current worker caches (this side of the mirror).</summary>
+    private readonly FunctionCache _functions = new();
     private Thread? _thread;
     private Process? _worker;
     private Connection? _connection;
@@ -108,6 +121,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
             _worker = worker;
             _connection = ours;
             _tasksHanded = 0;
+            _functions.Clear();
             WorkerPid = worker.Pid;
         }
     }
@@ -118,7 +132,13 @@ internal sealed class WorkerSlot(Pool pool, int number)
         _thread.Start();
     }
 
-    public void JoinThread() => _thread?.Join();
+    public void JoinThread()
+    {
+        if (_thread is not null && _thread != Thread.CurrentThread) // disposed from a callback on this very thread
+        {
+            _thread.Join();
+        }
+    }
 
     /// <summary>Whether <paramref name="job"/> is the task the worker is running now (under the pool's gate).</summary>
     public bool IsRunning(PoolJob job) => _inFlight.TryPeek(out PoolJob? head) && head == job;
@@ -231,7 +251,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
             return true; // the worker died; its tasks were handled
         }
 
-        ReceiveOne();
+        ReceiveAvailable();
         return true;
     }
 
@@ -247,7 +267,19 @@ internal sealed class WorkerSlot(Pool pool, int number)
 
             try
             {
-                _connection!.Send(job.Item);
+                long id = job.Item.FunctionId;
+                if (id != 0 && _functions.Contains(id))
+                {
+                    _connection!.Send(job.Item.WithoutFunction());
+                }
+                else
+                {
+                    _connection!.Send(job.Item);
+                    if (id != 0)
+                    {
+                        _functions.Add(id, null); // the worker now caches it
+                    }
+                }
             }
             catch (SerializationException ex)
             {
@@ -288,11 +320,20 @@ internal sealed class WorkerSlot(Pool pool, int number)
         }
     }
 
-    private void ReceiveOne()
+    /// <summary>Waits for one result, then takes every other one already there (one wake-up, many results).</summary>
+    private void ReceiveAvailable()
+    {
+        for (int taken = 0; ReceiveOne() && taken < 64 && _inFlight.Count > 0 && _connection is { } connection && connection.Poll(TimeSpan.Zero); taken++)
+        {
+        }
+    }
+
+    /// <summary>Receives one result and completes its task; false when the worker ended or was stopped.</summary>
+    private bool ReceiveOne()
     {
         if (_inFlight.Count == 0)
         {
-            return;
+            return false;
         }
 
         PoolJob head = _inFlight.Peek();
@@ -318,13 +359,13 @@ internal sealed class WorkerSlot(Pool pool, int number)
         catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
             WorkerEnded();
-            return;
+            return false;
         }
         catch (SerializationException ex)
         {
             // The result arrived but could not be read here: that task fails, the stream is still in step.
             Complete(new WorkResult(WorkResultKind.Failure, null, RemoteException.FromException(ex)));
-            return;
+            return true;
         }
 
         if (result.Kind == WorkResultKind.InitializerFailed)
@@ -332,23 +373,27 @@ internal sealed class WorkerSlot(Pool pool, int number)
             pool.InitializerFailed(result.Error!);
             FailAll(Pool.InitializerFailure(result.Error!));
             StopWorker();
-            return;
+            return false;
         }
 
         Complete(result);
+        return true;
     }
 
     private void Complete(WorkResult result)
     {
         PoolJob job;
         bool nextCancelled = false;
+        long now = Stopwatch.GetTimestamp();
+        long ran = now - _inFlight.Peek().StartedAt;
+        _averageRunTicks = _averageRunTicks == 0 ? Math.Max(ran, 1) : Math.Max((_averageRunTicks * 7 + ran) / 8, 1);
         lock (pool.Gate)
         {
             job = _inFlight.Dequeue();
             job.Slot = null;
             if (_inFlight.TryPeek(out PoolJob? next))
             {
-                next.StartedAt = Stopwatch.GetTimestamp();
+                next.StartedAt = now;
                 nextCancelled = next.Cancelled; // cancelled while queued behind this one: the worker starts it now
             }
         }
