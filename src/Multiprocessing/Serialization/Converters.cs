@@ -251,6 +251,7 @@ internal static class NonCrossable
         ["System.AppDomain"] = "cannot cross a process boundary: it is this process's runtime",
         ["Multiprocessing.Pool"] = "cannot cross a process boundary: a pool is driven by the process that made it (submit work from there)",
         ["Multiprocessing.AsyncResult`1"] = "cannot cross a process boundary: it completes in the process that submitted the work",
+        ["Multiprocessing.Manager"] = "cannot cross a process boundary: it owns its server (hand the other process the proxies it made, or Manager.Connect there)",
     };
 
     public static string? Reason(Type type)

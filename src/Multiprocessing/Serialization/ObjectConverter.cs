@@ -20,6 +20,12 @@ public abstract class ObjectConverter
     /// and values that must not be duplicated into another process behind the program's back (a connection's handle).
     /// </summary>
     internal virtual string? ReasonToLeaveOutWhenUnread(ObjectWriter writer, object value) => null;
+
+    /// <summary>
+    /// The type written in place of the value's runtime type, or null for the runtime type itself: for values whose type
+    /// exists only in this process (a proxy generated at run time), read back by the converter of the type written.
+    /// </summary>
+    internal virtual Type? WireType => null;
 }
 
 /// <summary>Writes and reads values of <typeparamref name="T"/>; subclass it to control how a type crosses a process.</summary>

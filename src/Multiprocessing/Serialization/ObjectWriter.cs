@@ -153,7 +153,7 @@ public sealed class ObjectWriter
             id = _objectIds.Count - 1;
         }
 
-        WriteTypeReference(type);
+        WriteTypeReference(converter.WireType ?? type);
         converter.WriteObject(this, value);
     }
 

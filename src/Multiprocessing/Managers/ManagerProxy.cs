@@ -1,0 +1,105 @@
+using System.Reflection;
+using Multiprocessing.Serialization;
+
+namespace Multiprocessing.Managers;
+
+/// <summary>
+/// The base of every generated proxy: an interface implemented at run time whose every call goes to the manager's
+/// server and runs on the real object there. A proxy crosses to other processes as its server's address, auth key and
+/// object id, and the receiver connects to the same object.
+/// </summary>
+public class ManagerProxy : DispatchProxy
+{
+    internal ServerAddress Server { get; private set; } = null!;
+
+    internal long ObjectId { get; private set; }
+
+    internal Type Interface { get; private set; } = null!;
+
+    /// <summary>Makes a proxy of <paramref name="interfaceType"/> for object <paramref name="id"/> of <paramref name="server"/>.</summary>
+    internal static object Create(ServerAddress server, long id, Type interfaceType)
+    {
+        var proxy = (ManagerProxy)DispatchProxy.Create(interfaceType, typeof(ManagerProxy));
+        proxy.Server = server;
+        proxy.ObjectId = id;
+        proxy.Interface = interfaceType;
+        return proxy;
+    }
+
+    /// <summary>Sends the call to the server and returns what it answered (a proxy when the answer is a shared object).</summary>
+    protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
+    {
+        ArgumentNullException.ThrowIfNull(targetMethod);
+        if (targetMethod.ReturnType == typeof(Task) || (targetMethod.ReturnType.IsGenericType && targetMethod.ReturnType.GetGenericTypeDefinition() == typeof(Task<>)))
+        {
+            throw new NotSupportedException($"{targetMethod.DeclaringType?.Name}.{targetMethod.Name} returns a task; proxies call synchronously (wrap the call in Task.Run).");
+        }
+
+        ManagerResponse response = ManagerClient.CallChecked(Server, new ManagerRequest
+        {
+            Kind = RequestKind.Call,
+            ObjectId = ObjectId,
+            Interface = targetMethod.DeclaringType,
+            MethodToken = targetMethod.MetadataToken,
+            Arguments = args,
+        });
+
+        if (response.OutArguments is { } outs && args is not null)
+        {
+            for (int i = 0; i < outs.Length && i < args.Length; i++)
+            {
+                if (targetMethod.GetParameters()[i].ParameterType.IsByRef)
+                {
+                    args[i] = outs[i];
+                }
+            }
+        }
+
+        return response.ReferenceId != 0 ? Create(Server, response.ReferenceId, response.ReferenceInterface!) : response.Value;
+    }
+
+    /// <summary>Names the interface and the server, not the remote object's contents.</summary>
+    public override string ToString() => $"<Proxy[{Interface?.Name}] object {ObjectId} at {Platform.ListeningSockets.Describe(Server.EndPoint)}>";
+}
+
+/// <summary>A proxy crosses as a reference to its object: the server's address, the auth key, the id and the interface.</summary>
+internal sealed class ManagerProxyConverter : ObjectConverter<ManagerProxy>
+{
+    internal override Type? WireType => typeof(ManagerProxy);
+
+    public override void Write(ObjectWriter writer, ManagerProxy value) => WriteReference(writer, value.Server, value.ObjectId, value.Interface);
+
+    public override ManagerProxy Read(ref ObjectReader reader)
+    {
+        (ServerAddress server, long id, Type interfaceType) = ReadReference(ref reader);
+        if (!interfaceType.IsInterface)
+        {
+            throw new System.Runtime.Serialization.SerializationException($"A manager proxy must be for an interface, not {interfaceType}.");
+        }
+
+        return (ManagerProxy)ManagerProxy.Create(server, id, interfaceType);
+    }
+
+    public static void WriteReference(ObjectWriter writer, ServerAddress server, long id, Type interfaceType)
+    {
+        (int family, byte[] bytes) = server.Encode();
+        writer.WriteInt32(family);
+        writer.WriteBytes(bytes);
+        writer.WriteBytes(server.AuthKey);
+        writer.WriteInt64(id);
+        writer.WriteValue(interfaceType);
+    }
+
+    public static (ServerAddress Server, long Id, Type Interface) ReadReference(ref ObjectReader reader)
+    {
+        int family = reader.ReadInt32();
+        byte[] bytes = reader.ReadBytes();
+        byte[] key = reader.ReadBytes();
+        long id = reader.ReadInt64();
+        Type interfaceType = reader.ReadValue<Type>();
+        return (new ServerAddress(ServerAddress.Decode(family, bytes), key), id, interfaceType);
+    }
+
+    /// <summary>Provides this converter for every generated proxy type, and for the wire type itself.</summary>
+    public static ObjectConverter? Provide(Type type) => typeof(ManagerProxy).IsAssignableFrom(type) ? new ManagerProxyConverter() : null;
+}

@@ -1,0 +1,366 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Reflection;
+using System.Runtime.Serialization;
+using System.Security.Authentication;
+
+namespace Multiprocessing.Managers;
+
+/// <summary>
+/// A manager's server: it keeps the shared objects and runs every proxy call on them, one thread per client
+/// connection (as Python's server does). Calls on one object are serialized by a per-object lock, so each call is
+/// atomic, except on objects that synchronize themselves (locks, queues, events), whose calls may block.
+/// </summary>
+internal sealed class ManagerServer : IDisposable
+{
+    private sealed class SharedObject(object target, Type interfaceType, bool synchronizesItself)
+    {
+        public object Target { get; } = target;
+
+        public Type Interface { get; } = interfaceType;
+
+        public bool SynchronizesItself { get; } = synchronizesItself;
+    }
+
+    private static readonly ConcurrentDictionary<(Type, int), MethodInfo> s_methods = new();
+
+    private readonly Listener _listener;
+    private readonly Lock _gate = new();
+    private readonly Dictionary<long, SharedObject> _objects = [];
+    private readonly Dictionary<Type, Delegate> _factories = [];
+    private readonly Dictionary<string, (Type Interface, Delegate Factory)> _named = new(StringComparer.Ordinal);
+    private readonly HashSet<Connection> _connections = [];
+    private long _lastId;
+    private volatile bool _stopping;
+
+    public ManagerServer(EndPoint address, byte[] authKey)
+    {
+        _listener = new Listener(address, authKey);
+        Address = new ServerAddress(_listener.Address, authKey);
+    }
+
+    /// <summary>Where clients reach this server (the bound address: a port of 0 is resolved).</summary>
+    public ServerAddress Address { get; }
+
+    /// <summary>True once <see cref="Stop"/> ran.</summary>
+    public bool Stopped => _stopping;
+
+    /// <summary>Registers an object clients get by name (remote managers).</summary>
+    public void RegisterNamed(string name, Type interfaceType, Delegate factory)
+    {
+        lock (_gate)
+        {
+            _named[name] = (interfaceType, factory);
+            _factories.TryAdd(interfaceType, factory);
+        }
+    }
+
+    /// <summary>Accepts clients until stopped or cancelled; each connection is served on a thread of its own.</summary>
+    public void Serve(CancellationToken cancellationToken = default)
+    {
+        using CancellationTokenRegistration registration = cancellationToken.Register(Stop);
+        while (!_stopping)
+        {
+            Connection connection;
+            try
+            {
+                connection = _listener.Accept();
+            }
+            catch (AuthenticationException)
+            {
+                continue; // a client with the wrong key: it was told so, and gets nothing
+            }
+            catch (Exception ex) when (ex is ObjectDisposedException or System.Net.Sockets.SocketException or IOException)
+            {
+                if (_stopping)
+                {
+                    return;
+                }
+
+                continue;
+            }
+
+            lock (_gate)
+            {
+                if (_stopping)
+                {
+                    connection.Dispose();
+                    return;
+                }
+
+                _connections.Add(connection);
+            }
+
+            new Thread(() => ServeConnection(connection)) { IsBackground = true, Name = "Multiprocessing manager connection" }.Start();
+        }
+    }
+
+    /// <summary>Stops accepting and hangs up on every client; their next call fails with <see cref="IOException"/>.</summary>
+    public void Stop()
+    {
+        Connection[] open;
+        lock (_gate)
+        {
+            if (_stopping)
+            {
+                return;
+            }
+
+            _stopping = true;
+            open = [.. _connections];
+            _connections.Clear();
+        }
+
+        _listener.Dispose();
+        foreach (Connection connection in open)
+        {
+            connection.Dispose();
+        }
+    }
+
+    public void Dispose() => Stop();
+
+    private void ServeConnection(Connection connection)
+    {
+        try
+        {
+            while (!_stopping)
+            {
+                ManagerRequest request;
+                try
+                {
+                    request = connection.Recv<ManagerRequest>();
+                }
+                catch (SerializationException ex)
+                {
+                    Reply(connection, new ManagerResponse { Error = RemoteException.FromException(ex) });
+                    continue;
+                }
+
+                ManagerResponse response;
+                try
+                {
+                    response = Handle(request);
+                }
+                catch (Exception ex)
+                {
+                    response = new ManagerResponse { Error = RemoteException.FromException(ex is TargetInvocationException { InnerException: { } inner } ? inner : ex) };
+                }
+
+                Reply(connection, response);
+                if (request.Kind == RequestKind.Shutdown)
+                {
+                    Stop();
+                    return;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            // the client went away
+        }
+        finally
+        {
+            lock (_gate)
+            {
+                _connections.Remove(connection);
+            }
+
+            connection.Dispose();
+        }
+    }
+
+    private static void Reply(Connection connection, ManagerResponse response)
+    {
+        try
+        {
+            connection.Send(response);
+        }
+        catch (SerializationException ex)
+        {
+            connection.Send(new ManagerResponse
+            {
+                Error = RemoteException.FromException(new SerializationException($"The manager could not send the result back: {ex.Message}", ex)),
+            });
+        }
+    }
+
+    private ManagerResponse Handle(ManagerRequest request)
+    {
+        switch (request.Kind)
+        {
+            case RequestKind.Call:
+                return Call(request);
+
+            case RequestKind.Create:
+            {
+                Type interfaceType = request.Interface ?? throw new ArgumentException("Create needs an interface.");
+                object target;
+                if (BuiltinObjects.TryCreate(interfaceType, request.Arguments, out object? builtin, out bool synchronizesItself))
+                {
+                    target = builtin!;
+                }
+                else
+                {
+                    Delegate factory;
+                    lock (_gate)
+                    {
+                        factory = _factories.GetValueOrDefault(interfaceType)
+                            ?? throw new InvalidOperationException($"No type is registered for {interfaceType.FullName}: call Register<{interfaceType.Name}>(factory) first.");
+                    }
+
+                    target = factory.DynamicInvoke() ?? throw new InvalidOperationException($"The factory registered for {interfaceType.FullName} returned null.");
+                    synchronizesItself = false;
+                }
+
+                return Reference(target, interfaceType, synchronizesItself);
+            }
+
+            case RequestKind.Register:
+            {
+                Type interfaceType = request.Interface ?? throw new ArgumentException("Register needs an interface.");
+                Delegate factory = request.Factory ?? throw new ArgumentException("Register needs a factory.");
+                lock (_gate)
+                {
+                    _factories[interfaceType] = factory;
+                }
+
+                return new ManagerResponse();
+            }
+
+            case RequestKind.Get:
+            {
+                (Type Interface, Delegate Factory) entry;
+                lock (_gate)
+                {
+                    if (request.Name is null || !_named.TryGetValue(request.Name, out entry))
+                    {
+                        throw new KeyNotFoundException($"The manager has nothing registered under the name '{request.Name}'.");
+                    }
+                }
+
+                if (request.Interface is { } wanted && !wanted.IsAssignableFrom(entry.Interface))
+                {
+                    throw new InvalidCastException($"'{request.Name}' is registered as {entry.Interface.FullName}, not {wanted.FullName}.");
+                }
+
+                object target = entry.Factory.DynamicInvoke() ?? throw new InvalidOperationException($"The factory registered as '{request.Name}' returned null.");
+                return Reference(target, request.Interface ?? entry.Interface, BuiltinObjects.SynchronizesItself(target));
+            }
+
+            case RequestKind.Shutdown:
+            case RequestKind.Ping:
+                return new ManagerResponse();
+
+            default:
+                throw new ArgumentException($"Unknown request {request.Kind}.");
+        }
+    }
+
+    private ManagerResponse Call(ManagerRequest request)
+    {
+        SharedObject shared;
+        lock (_gate)
+        {
+            if (!_objects.TryGetValue(request.ObjectId, out shared!))
+            {
+                throw new KeyNotFoundException($"The manager has no object {request.ObjectId} (it was created by another server, or the server restarted).");
+            }
+        }
+
+        Type declaring = request.Interface ?? throw new ArgumentException("A call needs the method's interface.");
+        if (!declaring.IsInterface || !declaring.IsAssignableFrom(shared.Interface))
+        {
+            throw new MissingMethodException($"Only members of {shared.Interface.FullName} can be called through its proxy, not of {declaring.FullName}.");
+        }
+
+        MethodInfo method = s_methods.GetOrAdd((declaring, request.MethodToken), static key =>
+            key.Item1.GetMethods().FirstOrDefault(m => m.MetadataToken == key.Item2)
+            ?? throw new MissingMethodException($"{key.Item1.FullName} has no method with token {key.Item2} here (do both sides run the same build?)."));
+
+        object?[]? arguments = request.Arguments;
+        object? result;
+        if (shared.SynchronizesItself)
+        {
+            result = method.Invoke(shared.Target, arguments);
+        }
+        else
+        {
+            lock (shared)
+            {
+                result = method.Invoke(shared.Target, arguments);
+            }
+        }
+
+        object?[]? outs = null;
+        ParameterInfo[] parameters = method.GetParameters();
+        for (int i = 0; i < parameters.Length; i++)
+        {
+            if (parameters[i].ParameterType.IsByRef)
+            {
+                (outs ??= new object?[parameters.Length])[i] = arguments![i];
+            }
+        }
+
+        Type returnType = method.ReturnType;
+        if (result is not null && returnType.IsInterface && !BuiltinObjects.IsCopied(result) && IsProxied(returnType))
+        {
+            ManagerResponse reference = Reference(result, returnType, BuiltinObjects.SynchronizesItself(result));
+            return new ManagerResponse { ReferenceId = reference.ReferenceId, ReferenceInterface = returnType, OutArguments = outs };
+        }
+
+        return new ManagerResponse { Value = result, OutArguments = outs };
+    }
+
+    /// <summary>Whether results of this interface type stay on the server and go back as proxies (registered types).</summary>
+    private bool IsProxied(Type interfaceType)
+    {
+        lock (_gate)
+        {
+            return _factories.ContainsKey(interfaceType);
+        }
+    }
+
+    private ManagerResponse Reference(object target, Type interfaceType, bool synchronizesItself)
+    {
+        if (!interfaceType.IsInstanceOfType(target))
+        {
+            throw new InvalidCastException($"The object made for {interfaceType.FullName} is a {target.GetType().FullName}, which does not implement it.");
+        }
+
+        long id = Interlocked.Increment(ref _lastId);
+        lock (_gate)
+        {
+            _objects[id] = new SharedObject(target, interfaceType, synchronizesItself);
+        }
+
+        return new ManagerResponse { ReferenceId = id, ReferenceInterface = interfaceType };
+    }
+
+    /// <summary>The body of a local manager's server process: listen, tell the parent where, serve until shut down.</summary>
+    public static void RunInChild(Connection toParent)
+    {
+        byte[] key = System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
+        string name = $"\0mp-manager-{Environment.ProcessId}-{Convert.ToHexString(System.Security.Cryptography.RandomNumberGenerator.GetBytes(8))}";
+        using var server = new ManagerServer(new System.Net.Sockets.UnixDomainSocketEndPoint(name), key);
+        (int family, byte[] bytes) = server.Address.Encode();
+        toParent.Send((family, bytes, key));
+
+        // The parent hangs up when it disposes the manager or dies: either way the server stops.
+        var watcher = new Thread(() =>
+        {
+            try
+            {
+                _ = toParent.Recv<int>();
+            }
+            catch (Exception ex) when (ex is IOException or SerializationException or ObjectDisposedException)
+            {
+            }
+
+            server.Stop();
+        })
+        { IsBackground = true, Name = "Multiprocessing manager owner watch" };
+        watcher.Start();
+        server.Serve();
+    }
+}

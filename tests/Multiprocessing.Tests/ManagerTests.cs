@@ -1,0 +1,212 @@
+using System.Net;
+using System.Security.Authentication;
+using mp = Multiprocessing;
+
+namespace Multiprocessing.Tests;
+
+/// <summary>A counter shared through a manager (a custom registered type).</summary>
+public interface ICounter
+{
+    /// <summary>Adds one and returns the new value.</summary>
+    int Increment();
+
+    /// <summary>The current value.</summary>
+    int Value { get; }
+
+    /// <summary>Throws, to test exceptions through proxies.</summary>
+    void Fail(string message);
+
+    /// <summary>A counter of its own, kept by the server: returned as a proxy since ICounter is registered.</summary>
+    ICounter Sibling();
+
+    /// <summary>Out parameters travel back.</summary>
+    bool TryRead(out int value);
+}
+
+/// <summary>The server-side counter.</summary>
+public sealed class Counter : ICounter
+{
+    private Counter? _sibling;
+
+    /// <inheritdoc/>
+    public int Value { get; private set; }
+
+    /// <inheritdoc/>
+    public int Increment() => ++Value;
+
+    /// <inheritdoc/>
+    public void Fail(string message) => throw new InvalidOperationException(message);
+
+    /// <inheritdoc/>
+    public ICounter Sibling() => _sibling ??= new Counter();
+
+    /// <inheritdoc/>
+    public bool TryRead(out int value)
+    {
+        value = Value;
+        return true;
+    }
+}
+
+/// <summary>Managers: objects in a server process, used from several processes through proxies.</summary>
+public sealed class ManagerTests
+{
+    [Fact]
+    public void A_list_is_shared_with_a_child_and_prints_like_Pythons()
+    {
+        using var manager = new mp.Manager();
+        mp.ListProxy<int> list = manager.List(Enumerable.Range(0, 10));
+        list.Reverse();
+        Assert.Equal("[9, 8, 7, 6, 5, 4, 3, 2, 1, 0]", list.ToString());
+
+        using var child = new mp.Process(() =>
+        {
+            list.Add(100);
+            list.Sort();
+        });
+        Bounded.Run(child);
+        Assert.Equal(0, child.ExitCode);
+        Assert.Equal(11, list.Count);
+        Assert.Equal(100, list[10]);
+        Assert.Equal(Enumerable.Range(0, 10).Append(100), list);
+        list.Extend([200, 300]);
+        Assert.Equal(13, list.Count);
+    }
+
+    [Fact]
+    public void A_dictionary_and_a_namespace_written_in_a_child_are_read_in_the_parent()
+    {
+        using var manager = new mp.Manager();
+        IDictionary<string, int> dictionary = manager.Dictionary<string, int>();
+        dynamic ns = manager.Namespace();
+        ns.X = 10;
+        dictionary["a"] = 1;
+
+        object nsObject = ns;
+        using var child = new mp.Process(() =>
+        {
+            dynamic remote = nsObject;
+            dictionary["b"] = (int)remote.X + 1;
+            remote.Y = "from the child";
+        });
+        Bounded.Run(child);
+        Assert.Equal(0, child.ExitCode);
+        Assert.Equal(11, dictionary["b"]);
+        Assert.True(dictionary.TryGetValue("a", out int a) && a == 1);
+        Assert.False(dictionary.ContainsKey("z"));
+        Assert.Equal(["a", "b"], dictionary.Keys.Order());
+        Assert.Equal("from the child", (string)ns.Y);
+        Assert.Equal("Namespace(X=10, Y='from the child')", ns.ToString());
+        var missing = Assert.Throws<mp.RemoteException>(() => dictionary["z"]);
+        Assert.Equal(typeof(KeyNotFoundException).FullName, missing.RemoteType);
+        Assert.ThrowsAny<Microsoft.CSharp.RuntimeBinder.RuntimeBinderException>(() => (object)ns.Nothing);
+    }
+
+    [Fact]
+    public void A_registered_type_is_used_through_a_generated_proxy_and_its_exceptions_arrive_as_RemoteException()
+    {
+        using var manager = new mp.Manager();
+        manager.Register<ICounter>(() => new Counter());
+        ICounter counter = manager.Create<ICounter>();
+        Assert.IsAssignableFrom<mp.Managers.ManagerProxy>(counter);
+        Assert.Equal(1, counter.Increment());
+
+        using var child = new mp.Process(() =>
+        {
+            for (int i = 0; i < 5; i++)
+            {
+                counter.Increment();
+            }
+        });
+        Bounded.Run(child);
+        Assert.Equal(6, counter.Value);
+        Assert.True(counter.TryRead(out int read));
+        Assert.Equal(6, read);
+
+        var ex = Assert.Throws<mp.RemoteException>(() => counter.Fail("nope"));
+        Assert.Equal(typeof(InvalidOperationException).FullName, ex.RemoteType);
+        Assert.Equal("nope", ex.Message);
+        Assert.Equal(7, counter.Increment()); // the manager keeps serving
+
+        // A method returning a registered interface returns a proxy to the server's object, not a copy.
+        ICounter sibling = counter.Sibling();
+        Assert.IsAssignableFrom<mp.Managers.ManagerProxy>(sibling);
+        sibling.Increment();
+        Assert.Equal(1, counter.Sibling().Value);
+        Assert.Throws<ArgumentException>(() => manager.Register<Counter>(() => new Counter()));
+        Assert.Throws<mp.RemoteException>(() => manager.Create<IDisposable>());
+    }
+
+    [Fact]
+    public void Proxies_travel_through_pipes_and_nested_proxies_work()
+    {
+        using var manager = new mp.Manager();
+        mp.ListProxy<IDictionary<string, int>> rows = manager.List<IDictionary<string, int>>();
+        rows.Add(manager.Dictionary<string, int>());
+        (mp.Connection a, mp.Connection b) = mp.Pipe.Create();
+        using (a)
+        using (b)
+        {
+            using var child = new mp.Process(() =>
+            {
+                mp.ListProxy<IDictionary<string, int>> received = b.Recv<mp.ListProxy<IDictionary<string, int>>>();
+                received[0]["seen"] = 42;
+            });
+            child.Start();
+            a.Send(rows);
+            Bounded.Join(child);
+            Assert.Equal(0, child.ExitCode);
+        }
+
+        Assert.Equal(42, rows[0]["seen"]);
+    }
+
+    [Fact]
+    public void A_remote_manager_serves_named_objects_to_clients_in_two_other_processes_and_refuses_a_wrong_key()
+    {
+        byte[] key = "abracadabra"u8.ToArray();
+        using var server = new mp.Manager(new IPEndPoint(IPAddress.Loopback, 0), key);
+        var jobs = new Counter();
+        server.Register<ICounter>("jobs", () => jobs);
+        server.Start();
+        EndPoint address = server.Address;
+
+        var clients = Enumerable.Range(0, 2).Select(_ => new mp.Process(() =>
+        {
+            using mp.Manager remote = mp.Manager.Connect(address, key);
+            ICounter shared = remote.Get<ICounter>("jobs");
+            for (int i = 0; i < 10; i++)
+            {
+                shared.Increment();
+            }
+        })).ToList();
+        clients.ForEach(c => c.Start());
+        clients.ForEach(Bounded.Join);
+        Assert.All(clients, c => Assert.Equal(0, c.ExitCode));
+        Assert.Equal(20, jobs.Value);
+
+        Assert.Throws<AuthenticationException>(() => mp.Manager.Connect(address, "wrong"u8.ToArray()));
+        using mp.Manager client = mp.Manager.Connect(address, key);
+        Assert.Throws<mp.RemoteException>(() => client.Get<ICounter>("nothing"));
+        Assert.Equal(20, client.Get<ICounter>("jobs").Value);
+    }
+
+    [Fact]
+    public void A_server_that_is_gone_fails_the_next_call_with_IOException_instead_of_hanging()
+    {
+        var manager = new mp.Manager();
+        mp.ListProxy<int> list = manager.List<int>();
+        list.Add(1);
+        manager.ServerProcess!.Kill();
+        Assert.True(manager.ServerProcess.Join(Bounded.Long));
+        Assert.Throws<IOException>(() => list.Add(2));
+        Assert.Throws<IOException>(() => list.Add(3));
+        manager.Dispose();
+
+        var stopped = new mp.Manager();
+        mp.ListProxy<int> other = stopped.List<int>();
+        stopped.Shutdown();
+        Assert.Throws<IOException>(() => other.Add(1));
+        Assert.True(stopped.ServerProcess!.ExitCode is not null);
+    }
+}
