@@ -100,6 +100,7 @@ internal static class Program
         }
 
         PoolExamples.Run();
+        ManagerExamples.Run();
     }
 
     // Python:  def send(conn): conn.send("Hello World"); conn.close()
