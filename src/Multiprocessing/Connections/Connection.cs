@@ -16,7 +16,7 @@ namespace Multiprocessing;
 /// messages' bytes. An asynchronous call cancelled after part of a message was read or written closes the
 /// connection, since the stream position is then unknown; one cancelled while still waiting leaves it usable.
 /// </remarks>
-public sealed class Connection : IDisposable
+public sealed class Connection : IConnection
 {
     /// <summary>Header and payload up to this size go out in a single write, as in CPython.</summary>
     private const int SingleWriteLimit = 16 * 1024;
