@@ -428,6 +428,7 @@ public sealed class Pool : IDisposable
         }
 
         var job = new PoolJob(item, succeed, fail, timeout == Timeout.InfiniteTimeSpan ? null : timeout, cancellationToken);
+        WorkerSlot? direct = null;
         lock (_gate)
         {
             ThrowIfNotRunning();
@@ -436,9 +437,19 @@ public sealed class Pool : IDisposable
                 throw InitializerFailure(_initializerError);
             }
 
-            _pending.AddLast(job.Node);
-            Monitor.Pulse(_gate);
+            if (_pending.Count == 0 && Array.Find(_slots, slot => slot.TryAssignDirect(job)) is { } idle)
+            {
+                direct = idle;
+                Monitor.PulseAll(_gate); // its thread waits with the others: wake them all so it goes to receive
+            }
+            else
+            {
+                _pending.AddLast(job.Node);
+                Monitor.Pulse(_gate);
+            }
         }
+
+        direct?.SendDirect(job);
 
         if (cancellationToken.CanBeCanceled)
         {

@@ -67,6 +67,20 @@ internal sealed class CallItem<TResult>(Func<TResult>? function, long functionId
     public override object? Run(Delegate function) => ((Func<TResult>)function)();
 }
 
+/// <summary>Stands in for a task that could not be sent, keeping the worker's results in step with the tasks in flight.</summary>
+internal sealed class SkipItem : WorkItem
+{
+    public static readonly SkipItem Instance = new();
+
+    public override long FunctionId => 0;
+
+    public override Delegate? Function => null;
+
+    public override WorkItem WithoutFunction() => this;
+
+    public override object? Run(Delegate function) => null;
+}
+
 /// <summary>A call with nothing to return.</summary>
 internal sealed class ActionItem(Action? action, long functionId) : WorkItem
 {

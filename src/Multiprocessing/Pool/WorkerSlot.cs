@@ -88,6 +88,12 @@ internal sealed class WorkerSlot(Pool pool, int number)
 
     private readonly Queue<PoolJob> _inFlight = new();
 
+    /// <summary>Held while sending to the worker, by this slot's thread or by a submitter sending directly.</summary>
+    private readonly object _sendLock = new();
+
+    /// <summary>True while the slot's thread waits for work with a live worker (under the pool's gate).</summary>
+    private bool _idle;
+
     /// <summary>The function ids the current worker caches (this side of the mirror).</summary>
     private readonly FunctionCache _functions = new();
     private Thread? _thread;
@@ -121,6 +127,10 @@ internal sealed class WorkerSlot(Pool pool, int number)
             _worker = worker;
             _connection = ours;
             _tasksHanded = 0;
+        }
+
+        lock (_sendLock) // a submitter may still be finishing a send to the old worker
+        {
             _functions.Clear();
             WorkerPid = worker.Pid;
         }
@@ -231,7 +241,9 @@ internal sealed class WorkerSlot(Pool pool, int number)
                     break; // recycle below, then come back for work
                 }
 
+                _idle = _worker is not null && _connection is not null && !(pool.MaxTasksPerChild is { } quota && _tasksHanded >= quota);
                 Monitor.Wait(pool.Gate);
+                _idle = false;
             }
         }
 
@@ -258,65 +270,98 @@ internal sealed class WorkerSlot(Pool pool, int number)
     private bool Send(List<PoolJob> jobs)
     {
         long now = Stopwatch.GetTimestamp();
-        foreach (PoolJob job in jobs)
+        lock (_sendLock)
         {
-            if (_inFlight.Peek() == job)
+            foreach (PoolJob job in jobs)
             {
-                job.StartedAt = now;
-            }
+                if (job.StartedAt == 0 && _inFlight.Peek() == job)
+                {
+                    job.StartedAt = now;
+                }
 
-            try
-            {
-                long id = job.Item.FunctionId;
-                if (id != 0 && _functions.Contains(id))
+                if (!SendOne(job))
                 {
-                    _connection!.Send(job.Item.WithoutFunction());
+                    WorkerEnded();
+                    return false;
                 }
-                else
-                {
-                    _connection!.Send(job.Item);
-                    if (id != 0)
-                    {
-                        _functions.Add(id, null); // the worker now caches it
-                    }
-                }
-            }
-            catch (SerializationException ex)
-            {
-                // Nothing was written (messages are serialized before they are sent): only this task fails.
-                RemoveInFlight(job);
-                job.TryFail(ex);
-            }
-            catch (Exception ex) when (ex is IOException or ObjectDisposedException)
-            {
-                WorkerEnded();
-                return false;
             }
         }
 
         return true;
     }
 
-    private void RemoveInFlight(PoolJob job)
+    /// <summary>Sends one task; false when the worker is gone (the caller decides who handles that). Under the send lock.</summary>
+    private bool SendOne(PoolJob job)
     {
-        lock (pool.Gate)
+        try
         {
-            int count = _inFlight.Count;
-            for (int i = 0; i < count; i++)
+            long id = job.Item.FunctionId;
+            if (id != 0 && _functions.Contains(id))
             {
-                PoolJob other = _inFlight.Dequeue();
-                if (other != job)
+                _connection!.Send(job.Item.WithoutFunction());
+            }
+            else
+            {
+                _connection!.Send(job.Item);
+                if (id != 0)
                 {
-                    _inFlight.Enqueue(other);
+                    _functions.Add(id, null); // the worker now caches it
                 }
             }
-
-            job.Slot = null;
-            _tasksHanded--;
-            if (_inFlight.TryPeek(out PoolJob? head) && head.StartedAt == 0)
+        }
+        catch (SerializationException ex)
+        {
+            // Nothing was written (messages are serialized before they are sent): only this task fails, now. A
+            // placeholder takes its place in the worker's queue, so results still line up with the tasks in flight
+            // (and the slot's thread, which may already wait for this result, gets one).
+            job.TryFail(ex);
+            try
             {
-                head.StartedAt = Stopwatch.GetTimestamp();
+                _connection!.Send<WorkItem>(SkipItem.Instance);
             }
+            catch (Exception sendFailure) when (sendFailure is IOException or ObjectDisposedException or NullReferenceException)
+            {
+                return false;
+            }
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or NullReferenceException)
+        {
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Under the pool's gate: hands <paramref name="job"/> straight to this slot's worker if the slot is idle, so the
+    /// submitting thread sends it itself and the slot's thread only has to receive the result (one wake-up fewer).
+    /// On true the caller holds the send lock and must call <see cref="SendDirect"/>.
+    /// </summary>
+    public bool TryAssignDirect(PoolJob job)
+    {
+        if (!_idle || _connection is null || _worker is null || !Monitor.TryEnter(_sendLock))
+        {
+            return false; // never wait for the send lock under the gate: its holder may be waiting for the gate
+        }
+
+        _idle = false;
+        job.Slot = this;
+        job.StartedAt = Stopwatch.GetTimestamp();
+        _inFlight.Enqueue(job);
+        _tasksHanded++;
+        return true;
+    }
+
+    /// <summary>Sends a job assigned by <see cref="TryAssignDirect"/> and releases the send lock. A dead worker is left to the slot's thread, which sees its end of stream.</summary>
+    public void SendDirect(PoolJob job)
+    {
+        try
+        {
+            _ = SendOne(job);
+        }
+        finally
+        {
+            Monitor.Exit(_sendLock);
         }
     }
 
