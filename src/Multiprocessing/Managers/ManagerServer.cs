@@ -25,7 +25,7 @@ internal sealed class ManagerServer : IDisposable
     private static readonly ConcurrentDictionary<(Type, int), MethodInfo> s_methods = new();
 
     private readonly Listener _listener;
-    private readonly Lock _gate = new();
+    private readonly System.Threading.Lock _gate = new();
     private readonly Dictionary<long, SharedObject> _objects = [];
     private readonly Dictionary<Type, Delegate> _factories = [];
     private readonly Dictionary<string, (Type Interface, Delegate Factory)> _named = new(StringComparer.Ordinal);
