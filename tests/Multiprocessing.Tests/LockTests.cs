@@ -300,23 +300,4 @@ public sealed class LockTests
         Assert.False(rl.IsHeldByCurrentThread);
         Assert.False(rl.TryAcquire(TimeSpan.Zero));
     }
-
-    [Fact]
-    public void Locks_leave_nothing_in_dev_shm_even_when_a_holder_is_killed()
-    {
-        string[] before = Directory.GetFiles("/dev/shm");
-        using (var lk = new mp.Lock())
-        using (var rl = new mp.RLock())
-        {
-            using mp.Process holder = StartHolder(() =>
-            {
-                lk.Acquire();
-                rl.Acquire();
-            });
-            holder.Kill();
-            Bounded.Join(holder);
-        }
-
-        Assert.Equal(before.Order(), Directory.GetFiles("/dev/shm").Order());
-    }
 }

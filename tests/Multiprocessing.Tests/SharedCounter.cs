@@ -3,14 +3,17 @@ using Multiprocessing.Serialization;
 
 namespace Multiprocessing.Tests;
 
-/// <summary>A plain (unsynchronized) int in shared memory, to check what locks protect.</summary>
+/// <summary>Plain (unsynchronized) ints in shared memory, to check what the primitives protect.</summary>
 [ObjectConverter(typeof(SharedCounterConverter))]
 internal sealed unsafe class SharedCounter(SharedRegion region) : IDisposable
 {
-    public SharedCounter()
-        : this(SharedMemoryBackend.Current.CreateAnonymous(64, "test-counter"))
+    public SharedCounter(int ints = 16)
+        : this(SharedMemoryBackend.Current.CreateAnonymous(ints * sizeof(int), "test-counter"))
     {
     }
+
+    /// <summary>The <paramref name="index"/>-th int of the region (0 is <see cref="Value"/>, 1 is used by <see cref="ArriveAndSpinUntil"/>).</summary>
+    public ref int this[int index] => ref ((int*)Region.Pointer)[index];
 
     public SharedRegion Region { get; } = region;
 

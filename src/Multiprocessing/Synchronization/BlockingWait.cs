@@ -9,21 +9,29 @@ namespace Multiprocessing.Synchronization;
 /// </summary>
 internal static class BlockingWait
 {
-    public static Task<T> Run<T>(Func<WaitCancellation, T> wait, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs <paramref name="wait"/> on a thread of its own. With <paramref name="mustRun"/> it runs even if the token is
+    /// cancelled already (a condition wait must take its lock back whatever happens).
+    /// </summary>
+    public static Task<T> Run<T>(Func<WaitCancellation, T> wait, CancellationToken cancellationToken, bool mustRun = false)
     {
-        if (cancellationToken.IsCancellationRequested)
+        if (!mustRun && cancellationToken.IsCancellationRequested)
         {
             return Task.FromCanceled<T>(cancellationToken);
         }
 
-        return Task.Factory.StartNew(
+        Task<T> task = Task.Factory.StartNew(
             () =>
             {
                 using var cancellation = new WaitCancellation(cancellationToken);
                 return wait(cancellation);
             },
-            cancellationToken,
+            mustRun ? CancellationToken.None : cancellationToken,
             TaskCreationOptions.LongRunning | TaskCreationOptions.DenyChildAttach,
             TaskScheduler.Default);
+        return mustRun ? EndCancelledAsCancelled(task) : task;
     }
+
+    /// <summary>An async method that rethrows <see cref="OperationCanceledException"/> ends cancelled, not faulted.</summary>
+    private static async Task<T> EndCancelledAsCancelled<T>(Task<T> task) => await task.ConfigureAwait(false);
 }

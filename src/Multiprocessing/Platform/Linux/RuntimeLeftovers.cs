@@ -2,7 +2,8 @@ namespace Multiprocessing.Platform.Linux;
 
 /// <summary>
 /// Files a .NET runtime creates and removes only on an orderly shutdown: the diagnostic server's socket,
-/// <c>$TMPDIR/dotnet-diagnostic-{pid}-{start time}-socket</c>. Children end with _exit or by a signal, so they are removed here.
+/// <c>$TMPDIR/dotnet-diagnostic-{pid}-{start time}-socket</c>, and the debugger transport's FIFOs,
+/// <c>$TMPDIR/clr-debug-pipe-{pid}-{start time}-in</c> and <c>-out</c>. Children end with _exit or by a signal, so they are removed here.
 /// </summary>
 internal static class RuntimeLeftovers
 {
@@ -19,6 +20,8 @@ internal static class RuntimeLeftovers
 
             string directory = Environment.GetEnvironmentVariable("TMPDIR") is { Length: > 0 } tmp ? tmp : "/tmp";
             _ = LibC.unlink(Path.Combine(directory, $"dotnet-diagnostic-{pid}-{startTime}-socket"));
+            _ = LibC.unlink(Path.Combine(directory, $"clr-debug-pipe-{pid}-{startTime}-in"));
+            _ = LibC.unlink(Path.Combine(directory, $"clr-debug-pipe-{pid}-{startTime}-out"));
         }
         catch (IOException)
         {
