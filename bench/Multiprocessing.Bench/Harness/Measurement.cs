@@ -11,6 +11,9 @@ public enum Quantity
     /// <summary>A duration in microseconds; lower is better ("faster"/"slower").</summary>
     Microseconds,
 
+    /// <summary>A duration in nanoseconds; lower is better ("faster"/"slower").</summary>
+    Nanoseconds,
+
     /// <summary>A size in bytes; lower is better ("smaller"/"larger").</summary>
     Bytes,
 
@@ -57,6 +60,7 @@ public sealed record Measurement(double Value, Quantity Quantity)
     {
         Quantity.Milliseconds => value.ToString(value < 10 ? "0.00" : "0.0", CultureInfo.InvariantCulture) + " ms",
         Quantity.Microseconds => value.ToString(value < 10 ? "0.00" : "0.0", CultureInfo.InvariantCulture) + " µs",
+        Quantity.Nanoseconds => value.ToString(value < 10 ? "0.00" : "0.0", CultureInfo.InvariantCulture) + " ns",
         Quantity.Bytes => value.ToString("#,0", CultureInfo.InvariantCulture) + " B",
         Quantity.GigabytesPerSecond => value.ToString("0.00", CultureInfo.InvariantCulture) + " GB/s",
         _ => value.ToString(CultureInfo.InvariantCulture),

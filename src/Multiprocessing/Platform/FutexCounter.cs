@@ -9,8 +9,6 @@ namespace Multiprocessing.Platform;
 /// </summary>
 internal static unsafe class FutexCounter
 {
-    private const int Spins = 100;
-
     /// <summary>Decrements a positive count; false if it is zero.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool TryTake(int* count)
@@ -38,9 +36,9 @@ internal static unsafe class FutexCounter
             return true;
         }
 
-        for (int i = 0; i < Spins && !deadline.HasPassed; i++)
+        for (int i = 0; i < SpinPause.WaitBudget && !deadline.HasPassed; i++)
         {
-            Thread.SpinWait(16);
+            SpinPause.Once();
             if (TryTake(count))
             {
                 return true;
@@ -106,9 +104,9 @@ internal static unsafe class FutexCounter
             return true;
         }
 
-        for (int i = 0; i < Spins && !deadline.HasPassed; i++)
+        for (int i = 0; i < SpinPause.WaitBudget && !deadline.HasPassed; i++)
         {
-            Thread.SpinWait(16);
+            SpinPause.Once();
             if (Volatile.Read(ref *flag) != 0)
             {
                 return true;

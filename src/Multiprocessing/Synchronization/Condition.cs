@@ -21,15 +21,13 @@ public sealed unsafe class Condition : ICondition, IScopeRelease, IDisposable
 
     internal const int RegionSize = 4096;
     private const int HeaderSize = 64;
-    private const int SlotSize = 16;
+    private const int SlotSize = 16; // state (the futex word), ticket, pid, asleep
 
     // Slot states; a slot's state word is what its waiter sleeps on.
     private const int Free = 0;
     private const int Waiting = 1;
     private const int Notified = 2;
     private const int Cancelled = 3;
-
-    private const int SpinRounds = 100;
 
     private readonly ILock _lock;
     private readonly IConditionLock _conditionLock;
@@ -243,6 +241,7 @@ public sealed unsafe class Condition : ICondition, IScopeRelease, IDisposable
                 {
                     slot[1] = (*NextTicket)++;
                     slot[2] = PeerWatch.Self;
+                    slot[3] = 0;
                     Volatile.Write(ref slot[0], Waiting);
                     if (i >= *HighWater)
                     {
@@ -286,7 +285,11 @@ public sealed unsafe class Condition : ICondition, IScopeRelease, IDisposable
             return false; // timed out (or cancelled) meanwhile: it must not take the notification
         }
 
-        Futex.Wake(slot, 1);
+        if (Volatile.Read(ref slot[3]) != 0)
+        {
+            Futex.Wake(slot, 1); // only a waiter that went to sleep needs the kernel call; a spinning one sees the state
+        }
+
         return true;
     }
 
@@ -312,16 +315,18 @@ public sealed unsafe class Condition : ICondition, IScopeRelease, IDisposable
 
     private static bool Await(int* state, Deadline deadline, WaitCancellation? cancellation)
     {
-        for (int i = 0; i < SpinRounds && !deadline.HasPassed; i++)
+        for (int i = 0; i < SpinPause.WaitBudget && !deadline.HasPassed; i++)
         {
             if (Volatile.Read(ref *state) == Notified)
             {
                 return true;
             }
 
-            Thread.SpinWait(16);
+            SpinPause.Once();
         }
 
+        // Announce the sleep before the last look (a full fence): a notifier either sees it and wakes us, or we see its notification.
+        Interlocked.Exchange(ref state[3], 1);
         while (Volatile.Read(ref *state) == Waiting)
         {
             bool woke;
