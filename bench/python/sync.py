@@ -2,6 +2,7 @@
 
 Workloads:
   uncontended  lock.acquire(); lock.release() in one process, timed in batches (ns per pair)
+  create       ctx.Lock(), each timed (µs; the lock is dropped after each)
   contended    this process and a child each run <n> acquire/release pairs on one Lock at the same time; the figure
                is wall time / (2 n), in µs per acquisition (both started by an Event; ended when both are done)
   event        ping-pong round trip through two Events: set(ping); pong.wait(); pong.clear() / the child the mirror
@@ -9,7 +10,7 @@ Workloads:
   condition    ping-pong round trip through one Condition: with cond held, notify(); wait() on both sides in turn
 
 Usage: python3 sync.py [round trips] [warm-up round trips] [contended pairs]   (defaults: 20000 2000 200000)
-Prints one JSON document: {"python": ..., "uncontended_ns": [...], "contended_us": [...], "samples_us": {"event": [...],
+Prints one JSON document: {"python": ..., "uncontended_ns": [...], "create_us": [...], "contended_us": [...], "samples_us": {"event": [...],
 "semaphore": [...], "condition": [...]}}.
 """
 import json
@@ -33,6 +34,16 @@ def uncontended(ctx, batches=20, batch=100000):
             acquire()
             release()
         samples.append((clock() - t0) / batch)
+    return samples
+
+
+def create(ctx, count=2000):
+    samples = []
+    for _ in range(count):
+        t0 = clock()
+        lock = ctx.Lock()
+        samples.append((clock() - t0) / 1000)
+        del lock
     return samples
 
 
@@ -135,6 +146,7 @@ def main():
         "python": sys.version.split()[0],
         "start_method": ctx.get_start_method(),
         "uncontended_ns": uncontended(ctx),
+        "create_us": create(ctx),
         "contended_us": contended(ctx, pairs),
         "samples_us": {kind: ping_pong(ctx, kind, rounds, warmup) for kind in ("event", "semaphore", "condition")},
     }

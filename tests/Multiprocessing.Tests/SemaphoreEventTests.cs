@@ -159,4 +159,32 @@ public sealed class SemaphoreEventTests
         Assert.True(await waiting.WaitAsync(Bounded.Long));
         Assert.True(await e.WaitAsync()); // set: at once
     }
+
+    [Fact]
+    public void Primitives_sent_through_a_connection_to_a_running_child_are_the_same_primitives()
+    {
+        using var e = new mp.Event();
+        using var s = new mp.BoundedSemaphore(1);
+        using var lk = new mp.Lock();
+        (mp.Connection parentEnd, mp.Connection childEnd) = mp.Pipe.Create();
+        using (parentEnd)
+        using (childEnd)
+        {
+            var child = new mp.Process(() =>
+            {
+                var (ev, sem, l) = childEnd.Recv<(mp.Event, mp.BoundedSemaphore, mp.Lock)>();
+                sem.Acquire();
+                l.Release();
+                ev.Set();
+            });
+            child.Start();
+            lk.Acquire();
+            parentEnd.Send((e, s, lk));
+            Assert.True(e.Wait(Bounded.Long));
+            Bounded.Join(child);
+            Assert.Equal(0, child.ExitCode);
+            Assert.Equal(0, s.Value);
+            Assert.False(lk.IsLocked);
+        }
+    }
 }

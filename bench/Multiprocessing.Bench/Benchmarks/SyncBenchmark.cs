@@ -35,11 +35,12 @@ public sealed class SyncBenchmark : Benchmark
         ArgumentNullException.ThrowIfNull(context);
         string I(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 
-        Measurement pyUncontended, pyContended, pyEvent, pySemaphore, pyCondition;
+        Measurement pyUncontended, pyCreate, pyContended, pyEvent, pySemaphore, pyCondition;
         using (JsonDocument doc = context.RunPython("sync.py", I($"{RoundTrips}"), I($"{WarmUpRoundTrips}"), I($"{ContendedPairs / 5}")))
         {
             JsonElement root = doc.RootElement;
             pyUncontended = Samples(root.GetProperty("uncontended_ns"), 1, Quantity.Nanoseconds);
+            pyCreate = Samples(root.GetProperty("create_us"), 1, Quantity.Microseconds);
             pyContended = Samples(root.GetProperty("contended_us"), 1000, Quantity.Nanoseconds);
             JsonElement pingPongs = root.GetProperty("samples_us");
             pyEvent = Samples(pingPongs.GetProperty("event"), 1, Quantity.Microseconds);
@@ -85,6 +86,7 @@ public sealed class SyncBenchmark : Benchmark
             sem.Release();
         });
 
+        Measurement create = Create();
         Measurement contended = Contended();
         Measurement eventPingPong = EventPingPong();
         Measurement semaphorePingPong = SemaphorePingPong();
@@ -109,6 +111,7 @@ public sealed class SyncBenchmark : Benchmark
             },
             new ResultRow("RLock acquire+release, uncontended (CPython column: Lock)", pyUncontended, rlockUncontended),
             new ResultRow("Semaphore acquire+release, uncontended (CPython column: Lock)", pyUncontended, semaphoreUncontended),
+            new ResultRow("creating a Lock (CPython: ctx.Lock(), a named POSIX semaphore; ours: new Lock() + Dispose(), a memfd region)", pyCreate, create),
             new ResultRow("2 processes contending on one Lock, per acquisition", pyContended, contended)
             {
                 Goal = new Goal(I($"≥ {ContendedGoalFactor}× CPython (≤ {contended.Format(pyContended.Value / ContendedGoalFactor)})"), contended.Value <= pyContended.Value / ContendedGoalFactor),
@@ -141,6 +144,19 @@ public sealed class SyncBenchmark : Benchmark
         Measure.WarmUp(TimeSpan.FromMilliseconds(500), pair);
         double[] us = Measure.MicrosecondsPerCall(UncontendedSamples, UncontendedBatch, 0, pair);
         return Measurement.FromSamples(us.Select(u => u * 1000).ToList(), Quantity.Nanoseconds);
+    }
+
+    private static Measurement Create()
+    {
+        var samples = new double[2000];
+        for (int i = 0; i < samples.Length; i++)
+        {
+            long start = Stopwatch.GetTimestamp();
+            new mp.Lock().Dispose();
+            samples[i] = (Stopwatch.GetTimestamp() - start) * 1e6 / Stopwatch.Frequency;
+        }
+
+        return Measurement.FromSamples(samples, Quantity.Microseconds);
     }
 
     private static Measurement Contended()

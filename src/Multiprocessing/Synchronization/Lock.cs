@@ -11,6 +11,9 @@ namespace Multiprocessing;
 /// Its state is a word in a small anonymous shared region: acquiring and releasing a free lock make no kernel call;
 /// a contended acquire spins briefly, then sleeps on a futex. If the process holding it dies, the next acquirer owns it
 /// and gets <see cref="AbandonedMutexException"/> (as with .NET's <see cref="Mutex"/>): the data it guards may be half-updated.
+/// This holds for any process that ends holding it, also one that ends normally, and also when the lock was meant to be
+/// released by another process later. The holder is known by its pid: if it died and its pid was reused before anyone
+/// waited for the lock, waiters wait for the newcomer instead (as CPython's locks always wait).
 /// Dispose it only once no thread of this process uses it (other processes' copies are unaffected).
 /// </remarks>
 public sealed unsafe class Lock : ILock, IScopeRelease, IConditionLock, IPeerDeathListener, IDisposable
