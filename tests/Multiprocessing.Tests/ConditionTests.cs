@@ -19,6 +19,10 @@ public sealed class ConditionTests
         int before = cond.WaitingCount;
         child.Start();
         Assert.True(SpinWait.SpinUntil(() => cond.WaitingCount > before, Bounded.Long), "the child never queued");
+
+        // Queued, but perhaps still holding the lock: taking it here proves the child sleeps in the wait.
+        Assert.True(cond.TryAcquire(Bounded.Long));
+        cond.Release();
         return child;
     }
 
@@ -106,12 +110,29 @@ public sealed class ConditionTests
     [Fact]
     public void A_waiter_that_timed_out_never_takes_a_notification_from_another()
     {
+        // The older waiter must time out after the younger one queued and before it can take the lock back; on a loaded
+        // machine the first timeout may be too short for that, so the scenario is retried with longer ones.
+        for (int milliseconds = 100; milliseconds <= 12_800; milliseconds *= 2)
+        {
+            if (TimedOutWaiterAndNotification(TimeSpan.FromMilliseconds(milliseconds)) is { } outcome)
+            {
+                Assert.Equal((false, true), outcome);
+                return;
+            }
+        }
+
+        Assert.Fail("the scenario could not be set up: the machine is too slow");
+    }
+
+    /// <summary>(older waiter's result, younger waiter's result), or null when the timing did not give the scenario.</summary>
+    private static (bool, bool)? TimedOutWaiterAndNotification(TimeSpan timeout)
+    {
         using var cond = new mp.Condition(new mp.Lock());
-        bool? first = null, second = null;
+        bool first = true, second = false;
         var timesOut = new Thread(() =>
         {
             cond.Acquire();
-            first = cond.Wait(TimeSpan.FromMilliseconds(50));
+            first = cond.Wait(timeout);
             cond.Release();
         });
         var staysQueued = new Thread(() =>
@@ -123,18 +144,27 @@ public sealed class ConditionTests
         timesOut.Start();
         Assert.True(SpinWait.SpinUntil(() => cond.WaitingCount == 1, Bounded.Long));
         staysQueued.Start();
-        Assert.True(SpinWait.SpinUntil(() => cond.WaitingCount == 2, Bounded.Long));
+        Assert.True(SpinWait.SpinUntil(() => cond.WaitingCount + cond.CancelledCount == 2 || !timesOut.IsAlive, Bounded.Long));
 
         cond.Acquire();
-        // The first waiter's timeout passes while the lock is held here: it is out of the queue but cannot return yet.
-        Assert.True(SpinWait.SpinUntil(() => cond.CancelledCount == 1, Bounded.Long));
+        // The older waiter's timeout passes while the lock is held here: it left the queue but cannot return yet.
+        Assert.True(SpinWait.SpinUntil(() => cond.CancelledCount == 1 || !timesOut.IsAlive, Bounded.Long));
+        bool scenario = cond.CancelledCount == 1 && cond.WaitingCount == 1;
         cond.Notify();
         cond.Release();
+        if (!scenario)
+        {
+            // The younger waiter may not even have queued yet: let it, then wake it.
+            Assert.True(SpinWait.SpinUntil(() => cond.WaitingCount == 1 || !staysQueued.IsAlive, Bounded.Long));
+            using (cond.EnterScope())
+            {
+                cond.NotifyAll();
+            }
+        }
 
         Assert.True(timesOut.Join(Bounded.Long));
         Assert.True(staysQueued.Join(Bounded.Long));
-        Assert.False(first);
-        Assert.True(second);
+        return scenario ? (first, second) : null;
     }
 
     [Fact]

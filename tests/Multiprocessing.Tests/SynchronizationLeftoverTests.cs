@@ -17,7 +17,7 @@ public sealed class SynchronizationLeftoverTests
             string name = Path.GetFileName(path);
             return name.StartsWith("mp-", StringComparison.Ordinal) || name.StartsWith("sem.", StringComparison.Ordinal)
                 || name.Contains("multiprocessing", StringComparison.OrdinalIgnoreCase)
-                || pids.Any(pid => name.Contains(pid.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal));
+                || pids.Any(pid => System.Text.RegularExpressions.Regex.IsMatch(name, $"(^|[^0-9]){pid}([^0-9]|$)"));
         })];
 
     [Fact]
