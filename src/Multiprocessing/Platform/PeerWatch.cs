@@ -58,7 +58,10 @@ internal static class PeerWatch
         Start(pid, peer);
     }
 
-    /// <summary>True unless <paramref name="pid"/> is known to have ended; watches it from now on.</summary>
+    /// <summary>
+    /// True unless <paramref name="pid"/> has ended; watches it from now on. For a peer already watched this is a lookup,
+    /// so an end the watch thread has not reported yet still reads as alive for that moment.
+    /// </summary>
     public static bool IsAlive(int pid)
     {
         if (pid == Self)
@@ -78,10 +81,12 @@ internal static class PeerWatch
             s_peers[pid] = peer;
         }
 
+        // The watch reports an ended process (a zombie, say) on its own thread, maybe later: ask directly the first time.
+        bool alive = ProcessWatch.IsAlive(pid);
         Start(pid, peer);
         lock (s_gate)
         {
-            return !peer.Ended;
+            return alive && !peer.Ended;
         }
     }
 
