@@ -209,4 +209,62 @@ public sealed class ManagerTests
         Assert.Throws<IOException>(() => other.Add(1));
         Assert.True(stopped.ServerProcess!.ExitCode is not null);
     }
+
+    [Fact]
+    public async Task Locks_events_semaphores_conditions_and_barriers_through_a_manager_work_across_processes()
+    {
+        using var manager = new mp.Manager();
+        mp.ILock lk = manager.Lock();
+        mp.IEvent held = manager.Event();
+        mp.IEvent release = manager.Event();
+        mp.IBarrier barrier = manager.Barrier(2);
+        mp.ICondition condition = manager.Condition();
+        IDictionary<string, int> state = manager.Dictionary<string, int>();
+
+        using var child = new mp.Process(() =>
+        {
+            lk.Acquire();
+            held.Set();
+            release.Wait(TimeSpan.FromSeconds(60));
+            lk.Release();
+            state["index"] = barrier.Wait(TimeSpan.FromSeconds(60));
+            using (condition.EnterScope())
+            {
+                state["ready"] = 1;
+                condition.NotifyAll();
+            }
+        });
+        child.Start();
+        Assert.True(await held.WaitAsync().WaitAsync(Bounded.Long));
+        Assert.True(lk.IsLocked);
+        Assert.False(lk.TryAcquire(TimeSpan.Zero)); // the child holds it, in the server
+        release.Set();
+        Assert.True(lk.TryAcquire(Bounded.Long));
+        lk.Release();
+        using (lk.EnterScope())
+        {
+            Assert.True(lk.IsLocked);
+        }
+
+        Assert.False(lk.IsLocked);
+        int mine = barrier.Wait(Bounded.Long);
+        using (condition.EnterScope())
+        {
+            Assert.True(condition.WaitFor(() => state.ContainsKey("ready"), Bounded.Long));
+        }
+
+        Bounded.Join(child);
+        Assert.Equal(0, child.ExitCode);
+        Assert.Equal([0, 1], new[] { mine, state["index"] }.Order());
+
+        mp.ISemaphore semaphore = manager.BoundedSemaphore(1);
+        Assert.True(semaphore.TryAcquire(TimeSpan.Zero));
+        Assert.Equal(0, semaphore.Value);
+        semaphore.Release();
+        var over = Assert.Throws<mp.RemoteException>(() => semaphore.Release());
+        Assert.Equal(typeof(SemaphoreFullException).FullName, over.RemoteType);
+        var unlocked = Assert.Throws<mp.RemoteException>(() => manager.Lock().Release());
+        Assert.Equal(typeof(SynchronizationLockException).FullName, unlocked.RemoteType);
+        await manager.Semaphore(1).AcquireAsync().WaitAsync(Bounded.Long);
+    }
 }

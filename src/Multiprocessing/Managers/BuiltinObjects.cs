@@ -36,8 +36,25 @@ internal static class BuiltinObjects
         return false;
     }
 
+    /// <summary>The server-side synchronization object a manager's <c>Lock()</c>, <c>Event()</c>… proxies: the library's own, used by the server's threads.</summary>
+    public static object CreateSynchronization(string kind, object?[]? arguments)
+    {
+        int Int(int index, int fallback) => arguments is { } a && a.Length > index && a[index] is int value ? value : fallback;
+        return kind switch
+        {
+            "Lock" => new Lock(),
+            "RLock" => new RLock(),
+            "Semaphore" => new Semaphore(Int(0, 1)),
+            "BoundedSemaphore" => new BoundedSemaphore(Int(0, 1)),
+            "Condition" => new Condition(),
+            "Event" => new Event(),
+            "Barrier" => new Barrier(Int(0, 1)),
+            _ => throw new ArgumentException($"The manager has no built-in '{kind}'."),
+        };
+    }
+
     /// <summary>Objects whose calls may block (locks, queues, events…) synchronize themselves; the server must not lock around them.</summary>
-    public static bool SynchronizesItself(object target) => target is ISynchronizesItself;
+    public static bool SynchronizesItself(object target) => target is ISynchronizesItself or ILock or ISemaphore or ICondition or IEvent or IBarrier;
 
     /// <summary>Values that are returned by copy even when typed as an interface (arrays and strings are data).</summary>
     public static bool IsCopied(object value) => value is string or Array;

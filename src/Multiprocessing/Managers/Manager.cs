@@ -109,6 +109,50 @@ public sealed class Manager : IDisposable
     /// <summary>An attribute bag kept by the server (<c>ns.X = 10</c>; another process reads <c>ns.X</c>).</summary>
     public dynamic Namespace() => new NamespaceProxy(CreateBuiltin<INamespaceOperations>(null));
 
+    /// <summary>A lock kept by the server (Python's <c>manager.Lock()</c>): any process or thread may release it.</summary>
+    public ILock Lock() => CreateSynchronization<ILock>("Lock");
+
+    /// <summary>A recursive lock kept by the server, owned by the calling thread of the calling process.</summary>
+    public ILock RLock() => CreateSynchronization<ILock>("RLock");
+
+    /// <summary>A semaphore kept by the server.</summary>
+    public ISemaphore Semaphore(int initial = 1) => CreateSynchronization<ISemaphore>("Semaphore", ValidateInitial(initial));
+
+    /// <summary>A bounded semaphore kept by the server: releasing past its start value is an error.</summary>
+    public ISemaphore BoundedSemaphore(int initial = 1) => CreateSynchronization<ISemaphore>("BoundedSemaphore", ValidateInitial(initial));
+
+    /// <summary>A condition variable (over a recursive lock) kept by the server.</summary>
+    public ICondition Condition() => CreateSynchronization<ICondition>("Condition");
+
+    /// <summary>An event kept by the server.</summary>
+    public IEvent Event() => CreateSynchronization<IEvent>("Event");
+
+    /// <summary>A barrier for <paramref name="parties"/> kept by the server.</summary>
+    public IBarrier Barrier(int parties)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(parties, 1);
+        return CreateSynchronization<IBarrier>("Barrier", parties);
+    }
+
+    private static int ValidateInitial(int initial)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(initial);
+        return initial;
+    }
+
+    private TInterface CreateSynchronization<TInterface>(string kind, params object?[] arguments)
+        where TInterface : class
+    {
+        ManagerResponse response = ManagerClient.CallChecked(_address, new ManagerRequest
+        {
+            Kind = RequestKind.Create,
+            Interface = typeof(TInterface),
+            Name = kind,
+            Arguments = arguments,
+        });
+        return (TInterface)ManagerProxy.Create(_address, response.ReferenceId, typeof(TInterface));
+    }
+
     /// <summary>Registers a shared type: <see cref="Create{TInterface}"/> then makes one in the server with <paramref name="factory"/>.</summary>
     /// <typeparam name="TInterface">The interface proxies implement; only its members can be called.</typeparam>
     /// <param name="factory">Runs in the server; it must be able to cross there (a lambda may capture values).</param>

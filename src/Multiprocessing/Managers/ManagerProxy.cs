@@ -30,11 +30,60 @@ public class ManagerProxy : DispatchProxy
     protected override object? Invoke(MethodInfo? targetMethod, object?[]? args)
     {
         ArgumentNullException.ThrowIfNull(targetMethod);
-        if (targetMethod.ReturnType == typeof(Task) || (targetMethod.ReturnType.IsGenericType && targetMethod.ReturnType.GetGenericTypeDefinition() == typeof(Task<>)))
+        Type returnType = targetMethod.ReturnType;
+        if (returnType == typeof(LockScope) && targetMethod.Name == "EnterScope")
         {
-            throw new NotSupportedException($"{targetMethod.DeclaringType?.Name}.{targetMethod.Name} returns a task; proxies call synchronously (wrap the call in Task.Run).");
+            // A scope must release through this proxy, not carry the server's lock back here.
+            Call(targetMethod.DeclaringType!.GetMethod("Acquire", Type.EmptyTypes)
+                ?? throw new MissingMethodException($"{targetMethod.DeclaringType.Name} has no Acquire() for EnterScope."), []);
+            return new LockScope(new ProxyScope(this, targetMethod.DeclaringType));
         }
 
+        if (returnType == typeof(Task) || (returnType.IsGenericType && returnType.GetGenericTypeDefinition() == typeof(Task<>)))
+        {
+            return InvokeAsync(targetMethod, args);
+        }
+
+        return Call(targetMethod, args);
+    }
+
+    /// <summary>
+    /// A task-returning method runs on a pool thread (with its own connection) and completes when the server's call
+    /// does. Its cancellation token is honoured until the call is sent; a call the server has begun runs to its end.
+    /// </summary>
+    private object InvokeAsync(MethodInfo method, object?[]? args)
+    {
+        CancellationToken token = default;
+        ParameterInfo[] parameters = method.GetParameters();
+        for (int i = 0; i < parameters.Length; i++)
+        {
+            if (parameters[i].ParameterType == typeof(CancellationToken))
+            {
+                token = (CancellationToken)args![i]!;
+                args[i] = null; // tokens cannot cross; the server passes none
+            }
+        }
+
+        if (method.ReturnType == typeof(Task))
+        {
+            return Task.Run(() => { Call(method, args); }, token);
+        }
+
+        return s_runTyped.MakeGenericMethod(method.ReturnType.GetGenericArguments()[0]).Invoke(null, [this, method, args, token])!;
+    }
+
+    private static readonly MethodInfo s_runTyped = typeof(ManagerProxy).GetMethod(nameof(RunTyped), BindingFlags.NonPublic | BindingFlags.Static)!;
+
+    private static Task<T> RunTyped<T>(ManagerProxy proxy, MethodInfo method, object?[]? args, CancellationToken token)
+        => Task.Run(() => (T)proxy.Call(method, args)!, token);
+
+    private sealed class ProxyScope(ManagerProxy proxy, Type declaring) : IScopeRelease
+    {
+        public void ReleaseScope() => proxy.Call(declaring.GetMethod("Release", Type.EmptyTypes) ?? declaring.GetMethod("Release")!, declaring.GetMethod("Release", Type.EmptyTypes) is null ? [1] : []);
+    }
+
+    private object? Call(MethodInfo targetMethod, object?[]? args)
+    {
         ManagerResponse response = ManagerClient.CallChecked(Server, new ManagerRequest
         {
             Kind = RequestKind.Call,

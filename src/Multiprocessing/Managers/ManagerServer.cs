@@ -196,6 +196,12 @@ internal sealed class ManagerServer : IDisposable
             {
                 Type interfaceType = request.Interface ?? throw new ArgumentException("Create needs an interface.");
                 object target;
+                if (request.Name is { } kind)
+                {
+                    target = BuiltinObjects.CreateSynchronization(kind, request.Arguments);
+                    return Reference(target, interfaceType, synchronizesItself: true);
+                }
+
                 if (BuiltinObjects.TryCreate(interfaceType, request.Arguments, out object? builtin, out bool synchronizesItself))
                 {
                     target = builtin!;
@@ -279,6 +285,15 @@ internal sealed class ManagerServer : IDisposable
             ?? throw new MissingMethodException($"{key.Item1.FullName} has no method with token {key.Item2} here (do both sides run the same build?)."));
 
         object?[]? arguments = request.Arguments;
+        ParameterInfo[] parameters = method.GetParameters();
+        for (int i = 0; i < parameters.Length && arguments is not null && i < arguments.Length; i++)
+        {
+            if (parameters[i].ParameterType == typeof(CancellationToken))
+            {
+                arguments[i] = CancellationToken.None; // tokens do not cross; the client keeps its own
+            }
+        }
+
         object? result;
         if (shared.SynchronizesItself)
         {
@@ -292,8 +307,13 @@ internal sealed class ManagerServer : IDisposable
             }
         }
 
+        if (result is Task task)
+        {
+            task.GetAwaiter().GetResult(); // a task-returning member: the call ends when its task does
+            result = method.ReturnType.IsGenericType ? method.ReturnType.GetProperty("Result")!.GetValue(task) : null;
+        }
+
         object?[]? outs = null;
-        ParameterInfo[] parameters = method.GetParameters();
         for (int i = 0; i < parameters.Length; i++)
         {
             if (parameters[i].ParameterType.IsByRef)
