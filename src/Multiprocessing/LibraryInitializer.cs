@@ -14,6 +14,7 @@ internal static class LibraryInitializer
         Serialization.Converters.AddProvider(static type => type == typeof(Spawning.StartRequest) ? new Spawning.StartRequestConverter() : null);
         Serialization.Converters.AddProvider(static type => type == typeof(Connection) ? new Connections.ConnectionConverter() : null);
         Serialization.Converters.AddProvider(Managers.ManagerProxyConverter.Provide);
+        Serialization.Converters.AddProvider(Synchronization.SynchronizationConverters.Provide);
 
         // Before the app can change directory: children re-run this command line, whose paths may be relative.
         // A child has its parent's (already absolute) command line and needs nothing.

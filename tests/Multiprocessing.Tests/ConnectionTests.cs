@@ -1080,7 +1080,7 @@ public sealed class ConnectionTests
         using (a)
         using (b)
         {
-            using var start = new Barrier(Senders);
+            using var start = new System.Threading.Barrier(Senders);
             Task[] senders = Enumerable.Range(0, Senders).Select(sender => Task.Factory.StartNew(() =>
             {
                 start.SignalAndWait();
@@ -1116,7 +1116,7 @@ public sealed class ConnectionTests
         using (a)
         using (b)
         {
-            using var start = new Barrier(Senders);
+            using var start = new System.Threading.Barrier(Senders);
             Task[] senders = Enumerable.Range(0, Senders).Select(sender => Task.Factory.StartNew(() =>
             {
                 start.SignalAndWait();

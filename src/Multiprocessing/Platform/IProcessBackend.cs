@@ -86,7 +86,7 @@ internal sealed class LaunchedChild(int pid, SafeHandle sentinel, IControlChanne
     /// <summary>Everything the child wrote on its control channel.</summary>
     public MemoryStream Received { get; } = new();
 
-    private readonly Lock _gate = new();
+    private readonly System.Threading.Lock _gate = new();
     private Action<LaunchedChild>? _onExit;
     private bool _exited;
     private bool _claimed;

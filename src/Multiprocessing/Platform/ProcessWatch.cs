@@ -24,7 +24,7 @@ internal static unsafe class ProcessWatch
         public void Dispose() => Remove(this);
     }
 
-    private static readonly Lock s_gate = new();
+    private static readonly System.Threading.Lock s_gate = new();
     private static readonly Dictionary<int, Watched> s_byPid = [];
     private static int s_epoll = -1;
 

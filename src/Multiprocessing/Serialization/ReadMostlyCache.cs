@@ -8,7 +8,7 @@ namespace Multiprocessing.Serialization;
 internal sealed class ReadMostlyCache<TKey, TValue>(IEqualityComparer<TKey>? comparer = null)
     where TKey : notnull
 {
-    private readonly Lock _gate = new();
+    private readonly System.Threading.Lock _gate = new();
     private Dictionary<TKey, TValue> _snapshot = new(comparer);
 
     public bool TryGetValue(TKey key, out TValue value) => Volatile.Read(ref _snapshot).TryGetValue(key, out value!);

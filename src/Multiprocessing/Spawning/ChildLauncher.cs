@@ -15,7 +15,7 @@ internal static class ChildLauncher
     public const string StartupHooksVariable = "DOTNET_STARTUP_HOOKS";
     public const int ControlFd = 3;
 
-    private static readonly Lock s_spareGate = new();
+    private static readonly System.Threading.Lock s_spareGate = new();
     private static Spare? s_spare;
     private static bool s_spareLaunching;
     private static string[]? s_commandLine;

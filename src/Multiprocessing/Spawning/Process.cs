@@ -27,7 +27,7 @@ public class Process : IDisposable
     private static int s_childCounter;
     private static Process? s_current;
 
-    private Lock _gate = new();
+    private System.Threading.Lock _gate = new();
     private Role _role;
     private string _name = "";
     private bool _daemon;
@@ -384,7 +384,7 @@ public class Process : IDisposable
 
     internal void InitializeInChild(string name, bool daemon, int[] identity, Delegate? target)
     {
-        _gate = new Lock();
+        _gate = new System.Threading.Lock();
         _exited = NewCompletion();
         _name = name;
         _daemon = daemon;
