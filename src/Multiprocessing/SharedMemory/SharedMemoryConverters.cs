@@ -22,6 +22,16 @@ internal static class SharedMemoryConverters
             return new TrackerMessageConverter();
         }
 
+        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(SharedValue<>))
+        {
+            return (ObjectConverter)Activator.CreateInstance(typeof(SharedValueConverter<>).MakeGenericType(type.GetGenericArguments()))!;
+        }
+
+        if (type.IsGenericType && type.GetGenericTypeDefinition() == typeof(SharedArray<>))
+        {
+            return (ObjectConverter)Activator.CreateInstance(typeof(SharedArrayConverter<>).MakeGenericType(type.GetGenericArguments()))!;
+        }
+
         return null;
     }
 }
