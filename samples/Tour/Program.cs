@@ -101,6 +101,7 @@ internal static class Program
 
         PoolExamples.Run();
         ManagerExamples.Run();
+        SharedMemoryExamples.Run();
     }
 
     // Python:  def send(conn): conn.send("Hello World"); conn.close()

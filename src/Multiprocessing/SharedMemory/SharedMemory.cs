@@ -1,5 +1,4 @@
 using System.Buffers;
-using System.Security.Cryptography;
 using Multiprocessing.Platform;
 using Multiprocessing.Sharing;
 
@@ -145,7 +144,8 @@ public sealed class SharedMemory : IDisposable
     {
         while (true)
         {
-            string name = NamePrefix + Convert.ToHexStringLower(RandomNumberGenerator.GetBytes(4));
+            // Unpredictable enough: O_EXCL refuses a name someone took first. (The crypto generator's first use loads OpenSSL: ~6 ms.)
+            string name = NamePrefix + Random.Shared.Next().ToString("x8", System.Globalization.CultureInfo.InvariantCulture);
             try
             {
                 return (name, SharedMemoryBackend.Current.CreateNamed(name, size));
