@@ -41,6 +41,13 @@ switch (mode)
         p.Join();
         Console.WriteLine("EXIT " + p.ExitCode);
         break;
+    case "shm-killed":
+        // A main process that creates named blocks and is then killed: its tracker must remove the tracked one.
+        var tracked = new mp.SharedMemory(create: true, size: 4096);
+        var kept = new mp.SharedMemory(create: true, size: 4096, track: false);
+        Console.WriteLine($"BLOCKS {tracked.Name} {kept.Name}");
+        Thread.Sleep(Timeout.Infinite);
+        break;
     case "fail":
         var failing = new mp.Process(() => throw new InvalidOperationException("child failed on purpose"));
         failing.Start();

@@ -330,3 +330,92 @@ public sealed class SharedMemoryTests
         }
     }
 }
+
+/// <summary>Cleanup when the main process itself is killed, and when something kills the tracker.</summary>
+public sealed class SharedMemoryCleanupTests
+{
+    private static readonly string s_appDll = Path.Combine(
+        AppContext.BaseDirectory.Replace(Path.Combine("Multiprocessing.Tests", "bin"), Path.Combine("Multiprocessing.Tests.App", "bin"), StringComparison.Ordinal),
+        "Multiprocessing.Tests.App.dll");
+
+    [Fact]
+    public void A_killed_main_process_leaves_nothing_tracked_in_dev_shm()
+    {
+        var info = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true };
+        info.ArgumentList.Add(s_appDll);
+        info.ArgumentList.Add("shm-killed");
+        using var app = System.Diagnostics.Process.Start(info)!;
+        string[] names = [];
+        try
+        {
+            string line = Within.Call(() =>
+            {
+                string? read;
+                while ((read = app.StandardOutput.ReadLine()) is not null && !read.StartsWith("BLOCKS ", StringComparison.Ordinal))
+                {
+                }
+
+                return read ?? "";
+            });
+            names = line.Split(' ')[1..];
+            Assert.Equal(2, names.Length);
+
+            // inotify tells when the tracker removes the block: no polling.
+            using var removed = new ManualResetEventSlim();
+            using var watcher = new FileSystemWatcher("/dev/shm", names[0]);
+            watcher.Deleted += (_, _) => removed.Set();
+            watcher.EnableRaisingEvents = true;
+            Assert.True(File.Exists("/dev/shm/" + names[0]));
+            app.Kill();
+            Assert.True(app.WaitForExit(Bounded.Long));
+            Assert.True(removed.Wait(Bounded.Long) || !File.Exists("/dev/shm/" + names[0]), "the killed app's tracked block was left in /dev/shm");
+            Assert.True(File.Exists("/dev/shm/" + names[1]), "the untracked block did not outlive its creator");
+        }
+        finally
+        {
+            if (!app.HasExited)
+            {
+                app.Kill();
+            }
+
+            foreach (string name in names)
+            {
+                _ = Platform.SharedMemoryBackend.Current.Unlink(name);
+            }
+        }
+    }
+
+    [Fact]
+    public void A_killed_tracker_is_replaced_and_the_replacement_still_cleans_up()
+    {
+        (mp.Connection parentEnd, mp.Connection childEnd) = mp.Pipe.Create();
+        using var child = new mp.Process(() =>
+        {
+            var before = new mp.SharedMemory(create: true, size: 64);
+            mp.Process first = TrackedBlocks.Tracker!;
+            first.Kill();
+            first.Join();
+            var after = new mp.SharedMemory(create: true, size: 64); // whichever comes first, this or the watch, replaces it
+            childEnd.Send(new[] { before.Name, after.Name, first.Pid!.Value.ToString(System.Globalization.CultureInfo.InvariantCulture), TrackedBlocks.TrackerPid!.Value.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+            Thread.Sleep(Timeout.Infinite);
+        });
+        child.Start();
+        string[] reply = Within.Call(parentEnd.Recv<string[]>);
+        try
+        {
+            Assert.NotEqual(reply[2], reply[3]);
+            child.Kill();
+            Bounded.Join(child);
+            Assert.True(Bounded.ProcessEnds(int.Parse(reply[3], System.Globalization.CultureInfo.InvariantCulture), Bounded.Long), "the replacement tracker did not finish");
+            Assert.False(File.Exists("/dev/shm/" + reply[0]), "the block created before the tracker was killed was left");
+            Assert.False(File.Exists("/dev/shm/" + reply[1]), "the block created after the tracker was killed was left");
+        }
+        finally
+        {
+            _ = Platform.SharedMemoryBackend.Current.Unlink(reply[0]);
+            _ = Platform.SharedMemoryBackend.Current.Unlink(reply[1]);
+            parentEnd.Dispose();
+            childEnd.Dispose();
+        }
+    }
+}

@@ -19,7 +19,10 @@ internal static class TrackedBlocks
     private static long s_lastId;
 
     /// <summary>The tracker's pid, once one was started (for tests).</summary>
-    internal static int? TrackerPid { get; private set; }
+    internal static int? TrackerPid => Tracker?.Pid;
+
+    /// <summary>The current tracker, once one was started (for tests).</summary>
+    internal static Process? Tracker { get; private set; }
 
     /// <summary>Hands the block to this process's tracker (starting it on first use); returns the id to forget it by.</summary>
     public static long Register(string name, SharedRegion region)
@@ -95,6 +98,37 @@ internal static class TrackedBlocks
         connection.Send(message);
     }
 
+    private static void ReplaceEndedTracker(Connection ended)
+    {
+        lock (s_gate)
+        {
+            if (!ReferenceEquals(s_toTracker, ended))
+            {
+                return; // a failed send replaced it already
+            }
+
+            ended.Dispose();
+            s_toTracker = null;
+            if (s_owned.Count == 0)
+            {
+                return; // the next tracked block starts one
+            }
+
+            try
+            {
+                Connection connection = StartTracker();
+                foreach ((long id, Owned owned) in s_owned)
+                {
+                    connection.Send(new TrackerMessage(id, owned.Name, owned.Handle));
+                }
+            }
+            catch (Exception ex)
+            {
+                Console.Error.WriteLine($"Multiprocessing: the shared memory tracker ended and could not be replaced; blocks will be left if this process is killed: {ex.Message}");
+            }
+        }
+    }
+
     private static Connection StartTracker()
     {
         (Connection trackerEnd, Connection creatorEnd) = Pipe.Create(duplex: false);
@@ -103,7 +137,10 @@ internal static class TrackedBlocks
             bool tookSpare = ChildLauncher.SparePid is not null;
             var tracker = new SharedMemoryTracker(trackerEnd);
             tracker.Start();
-            TrackerPid = tracker.Pid;
+            Tracker = tracker;
+
+            // A tracker ends before its creator only if something killed it: a new one takes over at once.
+            _ = tracker.JoinAsync().ContinueWith(_ => ReplaceEndedTracker(creatorEnd), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
             if (tookSpare)
             {
                 ChildLauncher.AfterStart([]); // the user's next Process.Start should still find a spare
