@@ -183,6 +183,44 @@ public sealed class SharedValueTests
     }
 
     [Fact]
+    public void Writes_the_parent_makes_after_the_start_reach_the_running_child_and_back_without_copying()
+    {
+        using var gate = new mp.Lock();
+        using var value = new mp.SharedValue<long>(0, locked: false);
+        using var array = new mp.SharedArray<int>(3, locked: false);
+        using var block = new mp.SharedMemory(create: true, size: 16);
+        try
+        {
+            gate.Acquire();
+            var child = new mp.Process(() =>
+            {
+                gate.Acquire(); // released once the parent has written
+                gate.Release();
+                if (value.Value != 42 || array[2] != 7 || block.Span[15] != 9)
+                {
+                    throw new InvalidOperationException($"the child saw {value.Value}, {array[2]}, {block.Span[15]}");
+                }
+
+                value.Value = 43;
+                array[0] = 8;
+                block.Span[0] = 10;
+            });
+            child.Start();
+            value.Value = 42;
+            array[2] = 7;
+            block.Span[15] = 9;
+            gate.Release();
+            Bounded.Join(child);
+            Assert.Equal(0, child.ExitCode);
+            Assert.Equal((43L, 8, (byte)10), (value.Value, array[0], block.Span[0]));
+        }
+        finally
+        {
+            block.Unlink();
+        }
+    }
+
+    [Fact]
     public void Values_and_arrays_refuse_channels_that_cannot_carry_handles_and_fail_clearly_once_disposed()
     {
         using var value = new mp.SharedValue<int>(1);

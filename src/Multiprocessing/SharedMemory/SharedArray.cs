@@ -17,6 +17,8 @@ namespace Multiprocessing;
 /// </para>
 /// <para>
 /// The memory is anonymous (a memfd on Linux): nothing is ever left behind in the file system, however its users end.
+/// Dispose it to unmap it from this process (other processes' copies keep working); an undisposed one stays mapped
+/// until the process ends. Spans taken from it must not be used after that.
 /// </para>
 /// </remarks>
 /// <typeparam name="T">An unmanaged element type.</typeparam>

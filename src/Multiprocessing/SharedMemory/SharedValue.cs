@@ -19,6 +19,8 @@ namespace Multiprocessing;
 /// <para>
 /// The memory is anonymous (a memfd on Linux): nothing is ever left behind in the file system, however its users end.
 /// It crosses to children started with it and through connections; queues refuse it, as Python's does.
+/// Dispose it to unmap it from this process (other processes' copies keep working); an undisposed one stays mapped
+/// until the process ends. Spans taken from it must not be used after that.
 /// </para>
 /// </remarks>
 /// <typeparam name="T">An unmanaged type: a number, a bool, a char, or a struct of them.</typeparam>
