@@ -182,6 +182,11 @@ public sealed class ShareableListTests
             Assert.Equal([42L, 2.5, true, "héllo wörld", new byte[] { 114, 97, 119, 1 }, null, -7L], list.ToArray());
             list[3] = "changed";
             Assert.Equal("changed", list[3]);
+            block.Dispose();
+            list.Dispose();
+
+            // We only attached: closing never removes a block someone else created.
+            Assert.True(File.Exists("/dev/shm/" + blockName) && File.Exists("/dev/shm/" + listName));
         }
         finally
         {
