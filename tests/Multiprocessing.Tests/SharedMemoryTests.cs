@@ -386,6 +386,17 @@ public sealed class SharedMemoryCleanupTests
     }
 
     [Fact]
+    public void Where_no_tracker_can_start_a_tracked_block_is_refused_clearly_and_an_untracked_one_works()
+    {
+        (int exit, string output, string error) = Bounded.Command("dotnet", s_appDll, "shm-no-hooks");
+        Assert.True(exit == 0, error);
+        Assert.Contains("REFUSED A tracked shared memory block needs a tracker process", output);
+        Assert.Contains("track: false", output);
+        Assert.Contains("GONE", output);
+        Assert.Contains("UNTRACKED 64", output);
+    }
+
+    [Fact]
     public void A_killed_tracker_is_replaced_and_the_replacement_still_cleans_up()
     {
         (mp.Connection parentEnd, mp.Connection childEnd) = mp.Pipe.Create();

@@ -136,7 +136,17 @@ internal static class TrackedBlocks
         {
             bool tookSpare = ChildLauncher.SparePid is not null;
             var tracker = new SharedMemoryTracker(trackerEnd);
-            tracker.Start();
+            try
+            {
+                tracker.Start();
+            }
+            catch (Exception ex) when (ex is PlatformNotSupportedException or InvalidOperationException)
+            {
+                throw new InvalidOperationException(
+                    $"A tracked shared memory block needs a tracker process to remove it after this process ends, and none can be started here: {ex.Message} "
+                    + "Create the block with track: false and unlink it yourself.", ex);
+            }
+
             Tracker = tracker;
 
             // A tracker ends before its creator only if something killed it: a new one takes over at once.
