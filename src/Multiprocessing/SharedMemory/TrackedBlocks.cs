@@ -60,6 +60,11 @@ internal static class TrackedBlocks
             {
                 s_owned.Remove(id);
                 owned.Handle.Dispose();
+                if (s_toTracker is null)
+                {
+                    continue; // no tracker now: the next one is told only of the blocks still owned
+                }
+
                 try
                 {
                     Send(new TrackerMessage(id, name, null));
