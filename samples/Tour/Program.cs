@@ -102,6 +102,7 @@ internal static class Program
         PoolExamples.Run();
         ManagerExamples.Run();
         SynchronizationExamples.Run();
+        SharedMemoryExamples.Run();
     }
 
     // Python:  def send(conn): conn.send("Hello World"); conn.close()

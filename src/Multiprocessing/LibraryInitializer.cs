@@ -15,6 +15,7 @@ internal static class LibraryInitializer
         Serialization.Converters.AddProvider(static type => type == typeof(Connection) ? new Connections.ConnectionConverter() : null);
         Serialization.Converters.AddProvider(Managers.ManagerProxyConverter.Provide);
         Serialization.Converters.AddProvider(Synchronization.SynchronizationConverters.Provide);
+        Serialization.Converters.AddProvider(Sharing.SharedMemoryConverters.Provide);
 
         // Before the app can change directory: children re-run this command line, whose paths may be relative.
         // A child has its parent's (already absolute) command line and needs nothing.

@@ -41,6 +41,32 @@ switch (mode)
         p.Join();
         Console.WriteLine("EXIT " + p.ExitCode);
         break;
+    case "shm-no-hooks":
+        // Where no child can be started, a tracked block is refused (and nothing is left); an untracked one works.
+        AppContext.SetSwitch("System.StartupHookProvider.IsSupported", false);
+        string refusedName = "mp-test-nohooks-" + Environment.ProcessId;
+        try
+        {
+            _ = new mp.SharedMemory(refusedName, create: true, size: 64);
+            Console.WriteLine("CREATED");
+        }
+        catch (InvalidOperationException ex)
+        {
+            Console.WriteLine("REFUSED " + ex.Message);
+        }
+
+        Console.WriteLine(File.Exists("/dev/shm/" + refusedName) ? "LEFT" : "GONE");
+        var untracked = new mp.SharedMemory(create: true, size: 64, track: false);
+        Console.WriteLine("UNTRACKED " + untracked.Size);
+        untracked.Unlink();
+        break;
+    case "shm-killed":
+        // A main process that creates named blocks and is then killed: its tracker must remove the tracked one.
+        var tracked = new mp.SharedMemory(create: true, size: 4096);
+        var kept = new mp.SharedMemory(create: true, size: 4096, track: false);
+        Console.WriteLine($"BLOCKS {tracked.Name} {kept.Name}");
+        Thread.Sleep(Timeout.Infinite);
+        break;
     case "fail":
         var failing = new mp.Process(() => throw new InvalidOperationException("child failed on purpose"));
         failing.Start();

@@ -11,6 +11,10 @@ internal static class ChildBootstrap
 {
     private static int s_entered;
 
+    // What the watchdog does when the parent hangs up depends on the start request, which may still be unread then.
+    private const int Reading = 0, EndsWithParent = 1, OutlivesParent = 2, ParentGoneWhileReading = 3;
+    private static int s_parentPolicy;
+
     public static bool MainCalledRunIfChild { get; private set; }
 
     public static void RunIfChild(bool calledFromMain)
@@ -34,10 +38,15 @@ internal static class ChildBootstrap
 
         // The watchdog only waits for the parent to hang up (it reads nothing), and ends this process at once then:
         // children never outlive their parent. The main thread reads its own request, so no hand-off wakes a thread.
+        // The library's own helpers that must outlive their parent (the shared memory tracker) say so in the request;
+        // if it is still being read, the main thread decides once it is.
         var watchdog = new Thread(() =>
         {
             control.WaitForHangUp();
-            backend.ExitImmediately(1);
+            if (Interlocked.CompareExchange(ref s_parentPolicy, ParentGoneWhileReading, Reading) == EndsWithParent)
+            {
+                backend.ExitImmediately(1);
+            }
         })
         { IsBackground = true, Name = "Multiprocessing parent watchdog" };
         watchdog.Start();
@@ -55,6 +64,12 @@ internal static class ChildBootstrap
             if (request.SerializerType is { } serializerType)
             {
                 Serializer.Current = (ISerializer)Activator.CreateInstance(Type.GetType(serializerType, throwOnError: true)!)!;
+            }
+
+            bool outlives = request.Process.OutlivesParent;
+            if (Interlocked.CompareExchange(ref s_parentPolicy, outlives ? OutlivesParent : EndsWithParent, Reading) == ParentGoneWhileReading && !outlives)
+            {
+                backend.ExitImmediately(1);
             }
 
             Process.BecomeChild(request.Process, request.ParentName, request.ParentPid);

@@ -72,6 +72,15 @@ public class Process : IDisposable
         _daemon = daemon || creator._daemon;
     }
 
+    /// <summary>For the library's own helper processes: they take no number from the <c>Process-N</c> sequence.</summary>
+    private protected Process(string name, bool daemon, bool uncounted)
+    {
+        _ = uncounted;
+        _identity = [.. Current._identity, 0];
+        _name = name;
+        _daemon = daemon;
+    }
+
     private Process(Role role, string name, int pid, SafeHandle? sentinel)
     {
         _role = role;
@@ -204,8 +213,11 @@ public class Process : IDisposable
                 _role = Role.Child;
             }
 
-            ChildRegistry.Add(this);
-            ChildLauncher.AfterStart(types);
+            if (!OutlivesParent)
+            {
+                ChildRegistry.Add(this);
+                ChildLauncher.AfterStart(types);
+            }
         }
         finally
         {
@@ -402,6 +414,12 @@ public class Process : IDisposable
     }
 
     internal void RunInChild() => Run();
+
+    /// <summary>
+    /// True for the library's own helpers that must outlive the process that started them (the shared memory tracker
+    /// cleans up after it): they are neither joined nor terminated at its exit, and a parent's death does not end them.
+    /// </summary>
+    internal virtual bool OutlivesParent => false;
 
     internal bool HasEnded => _exited.Task.IsCompleted;
 

@@ -1,0 +1,202 @@
+using System.Collections;
+using Multiprocessing.Platform;
+
+namespace Multiprocessing;
+
+/// <summary>
+/// A fixed-length array of an unmanaged type in memory shared with child processes (Python's
+/// <c>multiprocessing.Array</c>). Hand it to a child as an argument or a captured variable: every copy reads and
+/// writes the same memory, with no copying.
+/// </summary>
+/// <remarks>
+/// <para>
+/// Element access and <see cref="AsSpan()"/> go straight to the shared memory and take no lock: hold
+/// <see cref="GetLock"/> around updates that other processes must see whole. Out-of-range indexes throw
+/// <see cref="IndexOutOfRangeException"/>, as arrays do. A range (<c>a[2..5]</c>) copies, as a Python slice does;
+/// <see cref="AsSpan(int, int)"/> gives a view instead.
+/// </para>
+/// <para>
+/// The memory is anonymous (a memfd on Linux): nothing is ever left behind in the file system, however its users end.
+/// Dispose it to unmap it from this process (other processes' copies keep working); an undisposed one stays mapped
+/// until the process ends. Spans taken from it must not be used after that.
+/// </para>
+/// </remarks>
+/// <typeparam name="T">An unmanaged element type.</typeparam>
+public sealed unsafe class SharedArray<T> : IReadOnlyList<T>, IDisposable
+    where T : unmanaged
+{
+    private readonly SharedRegion _region;
+    private readonly ILock? _lock;
+    private T* _pointer;
+
+    /// <summary>Creates a zero-filled array of <paramref name="length"/> elements, with a new <see cref="RLock"/> unless <paramref name="locked"/> is false (Python's <c>RawArray</c>).</summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="length"/> is negative.</exception>
+    public SharedArray(int length, bool locked = true)
+        : this(length, locked ? new RLock() : (ILock?)null)
+    {
+    }
+
+    /// <summary>Creates a zero-filled array guarded by an existing lock.</summary>
+    public SharedArray(int length, Lock lk)
+        : this(length, (ILock)(lk ?? throw new ArgumentNullException(nameof(lk))))
+    {
+    }
+
+    /// <summary>Creates a zero-filled array guarded by an existing lock.</summary>
+    public SharedArray(int length, RLock lk)
+        : this(length, (ILock)(lk ?? throw new ArgumentNullException(nameof(lk))))
+    {
+    }
+
+    /// <summary>Creates an array holding a copy of <paramref name="values"/>, with a new <see cref="RLock"/> unless <paramref name="locked"/> is false.</summary>
+    public SharedArray(ReadOnlySpan<T> values, bool locked = true)
+        : this(values.Length, locked ? new RLock() : (ILock?)null) => values.CopyTo(AsSpan());
+
+    /// <summary>Creates an array holding a copy of <paramref name="values"/>, guarded by an existing lock.</summary>
+    public SharedArray(ReadOnlySpan<T> values, Lock lk)
+        : this(values.Length, lk) => values.CopyTo(AsSpan());
+
+    /// <summary>Creates an array holding a copy of <paramref name="values"/>, guarded by an existing lock.</summary>
+    public SharedArray(ReadOnlySpan<T> values, RLock lk)
+        : this(values.Length, lk) => values.CopyTo(AsSpan());
+
+    private SharedArray(int length, ILock? lk)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        _region = SharedMemoryBackend.Current.CreateAnonymous(Math.Max(1, (long)length * sizeof(T)), "mp-array");
+        _pointer = (T*)_region.Pointer;
+        Length = length;
+        _lock = lk;
+    }
+
+    /// <summary>An array that crossed into this process.</summary>
+    internal SharedArray(SharedRegion region, int length, ILock? lk)
+    {
+        if (length < 0 || region.Length < (long)length * sizeof(T))
+        {
+            region.Dispose();
+            throw new InvalidDataException($"The shared memory received for a SharedArray<{typeof(T).Name}> of {length} is {region.Length} bytes.");
+        }
+
+        _region = region;
+        _pointer = (T*)region.Pointer;
+        Length = length;
+        _lock = lk;
+    }
+
+    /// <summary>The number of elements; fixed.</summary>
+    public int Length { get; }
+
+    int IReadOnlyCollection<T>.Count => Length;
+
+    /// <summary>Whether the array has a lock (false for a raw array, made with <c>locked: false</c>).</summary>
+    public bool HasLock => _lock is not null;
+
+    internal ILock? LockOrNull => _lock;
+
+    internal SharedRegion Region => _region;
+
+    private T* Pointer => _pointer != null ? _pointer : throw new ObjectDisposedException(nameof(SharedArray<T>));
+
+    /// <summary>The element at <paramref name="index"/>, in the shared memory (assignable, and usable with <c>ref</c> and <see cref="Interlocked"/>).</summary>
+    /// <exception cref="IndexOutOfRangeException"><paramref name="index"/> is outside 0 … Length − 1.</exception>
+    public ref T this[int index]
+    {
+        get
+        {
+            T* pointer = Pointer;
+            if ((uint)index >= (uint)Length)
+            {
+                ThrowOutOfRange(index);
+            }
+
+            return ref pointer[index];
+        }
+    }
+
+    T IReadOnlyList<T>.this[int index] => this[index];
+
+    /// <summary>A copy of the elements in <paramref name="range"/> (Python's <c>a[i:j]</c>); setting it copies the values in.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The range lies outside the array.</exception>
+    /// <exception cref="ArgumentException">The values set are not as many as the range holds.</exception>
+    public T[] this[Range range]
+    {
+        get => AsSpan(range).ToArray();
+        set
+        {
+            ArgumentNullException.ThrowIfNull(value);
+            Span<T> target = AsSpan(range);
+            if (value.Length != target.Length)
+            {
+                throw new ArgumentException($"The range holds {target.Length} elements; {value.Length} were given.", nameof(value));
+            }
+
+            value.CopyTo(target);
+        }
+    }
+
+    /// <summary>The lock guarding the array: a new <see cref="RLock"/> unless one was given (Python's <c>get_lock()</c>).</summary>
+    /// <exception cref="InvalidOperationException">The array was created with <c>locked: false</c>.</exception>
+    public ILock GetLock() => _lock ?? throw new InvalidOperationException("This SharedArray was created with locked: false (Python's RawArray) and has no lock.");
+
+    /// <summary>The whole array as a span over the shared memory.</summary>
+    public Span<T> AsSpan() => new(Pointer, Length);
+
+    /// <summary>A view of <paramref name="length"/> elements from <paramref name="start"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The slice lies outside the array.</exception>
+    public Span<T> AsSpan(int start, int length) => AsSpan().Slice(start, length);
+
+    /// <summary>A view of the elements in <paramref name="range"/>.</summary>
+    /// <exception cref="ArgumentOutOfRangeException">The range lies outside the array.</exception>
+    public Span<T> AsSpan(Range range) => AsSpan()[range];
+
+    /// <summary>Copies the whole array into <paramref name="destination"/>.</summary>
+    /// <exception cref="ArgumentException"><paramref name="destination"/> is shorter than the array.</exception>
+    public void CopyTo(Span<T> destination) => AsSpan().CopyTo(destination);
+
+    /// <summary>Copies <paramref name="source"/> into the array from <paramref name="index"/> on.</summary>
+    /// <exception cref="ArgumentException"><paramref name="source"/> does not fit.</exception>
+    public void CopyFrom(ReadOnlySpan<T> source, int index = 0)
+    {
+        Span<T> all = AsSpan();
+        if ((uint)index > (uint)all.Length || source.Length > all.Length - index)
+        {
+            throw new ArgumentException($"{source.Length} elements do not fit in a SharedArray of {Length} from index {index}.", nameof(source));
+        }
+
+        source.CopyTo(all[index..]);
+    }
+
+    /// <summary>A copy of the elements in a new array.</summary>
+    public T[] ToArray() => AsSpan().ToArray();
+
+    /// <summary>Enumerates the elements as they are when reached.</summary>
+    public IEnumerator<T> GetEnumerator()
+    {
+        for (int i = 0; i < Length; i++)
+        {
+            yield return this[i];
+        }
+    }
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+
+    /// <summary>Unmaps this process's view; other processes' copies keep working. The lock is not disposed (it may be shared).</summary>
+    public void Dispose()
+    {
+        _pointer = null;
+        _region.Dispose();
+    }
+
+    /// <summary>A short description: type, length and the first elements.</summary>
+    public override string ToString()
+        => _pointer == null ? $"SharedArray<{typeof(T).Name}>(disposed)"
+            : $"SharedArray<{typeof(T).Name}>[{Length}]({string.Join(", ", AsSpan()[..Math.Min(Length, 8)].ToArray())}{(Length > 8 ? ", …" : "")})";
+
+    private static void ThrowOutOfRange(int index)
+    {
+#pragma warning disable CA2201 // the issue asks for it: indexing behaves as an array's (Python's IndexError)
+        throw new IndexOutOfRangeException($"Index {index} is outside the SharedArray.");
+#pragma warning restore CA2201
+    }
+}
