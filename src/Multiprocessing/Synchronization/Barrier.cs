@@ -230,6 +230,14 @@ public sealed unsafe class Barrier : IBarrier, IPeerDeathListener, IDisposable
                 throw BrokenException();
             }
 
+            // A party counted as waiting may have died a moment ago, before the watch thread reported it: ask now,
+            // so this arrival cannot complete a pass with the dead.
+            if (Count > 0 && ForgetDeadWaiters())
+            {
+                Break(ByDeath);
+                throw BrokenException();
+            }
+
             int index = Count++;
             int* mine = EntryOf(PeerWatch.Self);
             if (mine != null)
@@ -419,6 +427,24 @@ public sealed unsafe class Barrier : IBarrier, IPeerDeathListener, IDisposable
                 _lock.Release();
             }
         }
+    }
+
+    /// <summary>Drops the processes counted as waiting that have ended (asking the OS, not the watch); true if any did.</summary>
+    private bool ForgetDeadWaiters()
+    {
+        bool any = false;
+        for (int i = 0; i < MaxProcesses; i++)
+        {
+            int* entry = Entry(i);
+            if (entry[0] != 0 && entry[0] != PeerWatch.Self && entry[2] > 0 && !ProcessWatch.IsAlive(entry[0]))
+            {
+                Count -= entry[2];
+                entry[0] = entry[1] = entry[2] = 0;
+                any = true;
+            }
+        }
+
+        return any;
     }
 
     private void ForgetDeadProcesses()
