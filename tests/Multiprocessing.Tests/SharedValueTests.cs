@@ -1,12 +1,16 @@
 using System.Runtime.Serialization;
+using Multiprocessing.Platform;
 using mp = Multiprocessing;
 
 namespace Multiprocessing.Tests;
 
 /// <summary>SharedValue and SharedArray: Python's Value and Array, plus atomic integer operations.</summary>
-public sealed class SharedValueTests
+public sealed unsafe class SharedValueTests
 {
     private const int PerProcess = 100_000;
+
+    /// <summary>Spin iterations per increment in the two-process tests: each loop then lasts tens of milliseconds, longer than a time slice.</summary>
+    private const int Dawdle = 20;
 
     internal struct Point3
     {
@@ -19,23 +23,25 @@ public sealed class SharedValueTests
     public void Two_processes_incrementing_under_the_lock_100k_times_each_end_at_exactly_200k()
     {
         using var counter = new mp.SharedValue<int>(0);
+        using var ready = new mp.SharedValue<int>(0, locked: false);
+        using var gate = new mp.Lock();
         Assert.IsType<mp.RLock>(counter.GetLock());
         var workers = Enumerable.Range(0, 2).Select(_ => new mp.Process(() =>
         {
+            WaitForTheOthers(ready, gate);
             mp.ILock lk = counter.GetLock();
             for (int i = 0; i < PerProcess; i++)
             {
                 using (lk.EnterScope())
                 {
-                    counter.Value += 1;
+                    // Read, dawdle, write: without the lock the other process's increments in between would be lost.
+                    int seen = counter.Value;
+                    Thread.SpinWait(Dawdle);
+                    counter.Value = seen + 1;
                 }
             }
         })).ToArray();
-        foreach (mp.Process worker in workers)
-        {
-            worker.Start();
-        }
-
+        StartTogether(workers, ready, gate);
         foreach (mp.Process worker in workers)
         {
             Bounded.Join(worker);
@@ -49,19 +55,20 @@ public sealed class SharedValueTests
     public void Two_processes_using_Increment_without_a_lock_end_at_exactly_200k()
     {
         using var counter = new mp.SharedValue<long>(0, locked: false);
+        using var ready = new mp.SharedValue<int>(0, locked: false);
+        using var gate = new mp.Lock();
         Assert.False(counter.HasLock);
         Assert.Throws<InvalidOperationException>(counter.GetLock);
         var workers = Enumerable.Range(0, 2).Select(_ => new mp.Process<mp.SharedValue<long>>(c =>
         {
+            WaitForTheOthers(ready, gate);
             for (int i = 0; i < PerProcess; i++)
             {
                 c.Increment();
+                Thread.SpinWait(Dawdle); // stretches the loop, so the two processes surely overlap
             }
         }, counter)).ToArray();
-        foreach (mp.Process worker in workers)
-        {
-            worker.Start();
-        }
+        StartTogether(workers, ready, gate);
 
         foreach (mp.Process worker in workers)
         {
@@ -78,15 +85,20 @@ public sealed class SharedValueTests
         using var lk = new mp.Lock();
         using var total = new mp.SharedValue<int>(0, lk);
         using var history = new mp.SharedArray<int>(4, lk);
+        using var ready = new mp.SharedValue<int>(0, locked: false);
+        using var gate = new mp.Lock();
         Assert.Same(lk, total.GetLock());
         Assert.Same(lk, history.GetLock());
         var workers = Enumerable.Range(0, 2).Select(n => new mp.Process(() =>
         {
+            WaitForTheOthers(ready, gate);
             for (int i = 0; i < 10_000; i++)
             {
                 using (total.GetLock().EnterScope())
                 {
-                    total.Value += 1;
+                    int seen = total.Value;
+                    Thread.SpinWait(Dawdle * 10);
+                    total.Value = seen + 1;
                     history[n] += 1;
                 }
             }
@@ -96,11 +108,7 @@ public sealed class SharedValueTests
                 throw new InvalidOperationException("the child got two locks for one");
             }
         })).ToArray();
-        foreach (mp.Process worker in workers)
-        {
-            worker.Start();
-        }
-
+        StartTogether(workers, ready, gate);
         foreach (mp.Process worker in workers)
         {
             Bounded.Join(worker);
@@ -298,5 +306,37 @@ public sealed class SharedValueTests
         Bounded.Run(child);
         Assert.Equal(0, child.ExitCode);
         Assert.Equal(Enumerable.Range(0, 1000).Select(i => (long)i * i), squares.ToArray());
+    }
+
+    /// <summary>
+    /// Starts the workers and lets them go only once all are running, so their loops overlap (a child started from the
+    /// spare could otherwise finish before the next one exists, and a missing lock would go unnoticed).
+    /// </summary>
+    private static void StartTogether(mp.Process[] workers, mp.SharedValue<int> ready, mp.Lock gate)
+    {
+        gate.Acquire();
+        foreach (mp.Process worker in workers)
+        {
+            worker.Start();
+        }
+
+        int* count = (int*)ready.Region.Pointer;
+        Deadline deadline = Deadline.After(Bounded.Long);
+        int seen;
+        while ((seen = Volatile.Read(ref *count)) < workers.Length)
+        {
+            Assert.True(Futex.Wait(count, seen, deadline), "the workers did not all start");
+        }
+
+        gate.Release();
+    }
+
+    /// <summary>In a worker: says it is running, then waits for the parent's go.</summary>
+    private static void WaitForTheOthers(mp.SharedValue<int> ready, mp.Lock gate)
+    {
+        ready.Increment();
+        Futex.WakeAll((int*)ready.Region.Pointer);
+        gate.Acquire();
+        gate.Release();
     }
 }
