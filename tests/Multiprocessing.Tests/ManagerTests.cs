@@ -267,4 +267,34 @@ public sealed class ManagerTests
         Assert.Equal(typeof(SynchronizationLockException).FullName, unlocked.RemoteType);
         await manager.Semaphore(1).AcquireAsync().WaitAsync(Bounded.Long);
     }
+
+    [Fact]
+    public void Values_and_arrays_kept_by_a_manager_are_updated_exactly_by_two_processes()
+    {
+        using var manager = new mp.Manager();
+        mp.ISharedValue<int> value = manager.Value(0);
+        mp.ISharedArray<double> array = manager.Array<double>(4);
+        var workers = Enumerable.Range(0, 2).Select(w => new mp.Process(() =>
+        {
+            for (int i = 0; i < 100; i++)
+            {
+                value.Increment();
+                using (value.GetLock().EnterScope())
+                {
+                    value.Value += 1; // a read and a write, made atomic by the value's lock
+                }
+            }
+
+            array.Set(w, w + 0.5);
+        })).ToList();
+        workers.ForEach(w => w.Start());
+        workers.ForEach(Bounded.Join);
+        Assert.All(workers, w => Assert.Equal(0, w.ExitCode));
+        Assert.Equal(400, value.Value);
+        Assert.Equal([0.5, 1.5, 0, 0], array.ToArray());
+        Assert.Equal(4, array.Length);
+        Assert.Equal(1.5, array.Get(1));
+        var outside = Assert.Throws<mp.RemoteException>(() => array.Get(4));
+        Assert.Equal(typeof(IndexOutOfRangeException).FullName, outside.RemoteType);
+    }
 }

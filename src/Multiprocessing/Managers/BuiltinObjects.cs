@@ -20,6 +20,18 @@ internal static class BuiltinObjects
                 return true;
             }
 
+            if (definition == typeof(ISharedValue<>))
+            {
+                target = Activator.CreateInstance(typeof(SharedValue<>).MakeGenericType(typeArguments), arguments![0], true);
+                return true;
+            }
+
+            if (definition == typeof(ISharedArray<>))
+            {
+                target = Activator.CreateInstance(typeof(SharedArray<>).MakeGenericType(typeArguments), (int)arguments![0]!, true);
+                return true;
+            }
+
             if (definition == typeof(IDictionaryOperations<,>))
             {
                 target = Activator.CreateInstance(typeof(SharedDictionary<,>).MakeGenericType(typeArguments));
@@ -55,6 +67,11 @@ internal static class BuiltinObjects
 
     /// <summary>Objects whose calls may block (locks, queues, events…) synchronize themselves; the server must not lock around them.</summary>
     public static bool SynchronizesItself(object target) => target is ISynchronizesItself or ILock or ISemaphore or ICondition or IEvent or IBarrier;
+
+    /// <summary>Interfaces whose results always stay on the server and go back as proxies (a value's lock, say).</summary>
+    public static bool IsAlwaysProxied(Type interfaceType)
+        => interfaceType == typeof(ILock) || interfaceType == typeof(ISemaphore) || interfaceType == typeof(ICondition)
+            || interfaceType == typeof(IEvent) || interfaceType == typeof(IBarrier);
 
     /// <summary>Values that are returned by copy even when typed as an interface (arrays and strings are data).</summary>
     public static bool IsCopied(object value) => value is string or Array;

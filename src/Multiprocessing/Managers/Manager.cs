@@ -134,6 +134,19 @@ public sealed class Manager : IDisposable
         return CreateSynchronization<IBarrier>("Barrier", parties);
     }
 
+    /// <summary>A value kept by the server (Python's <c>manager.Value</c>), with its lock.</summary>
+    public ISharedValue<T> Value<T>(T initial = default)
+        where T : unmanaged
+        => CreateBuiltin<ISharedValue<T>>([initial]);
+
+    /// <summary>A zero-filled array of <paramref name="length"/> elements kept by the server (Python's <c>manager.Array</c>).</summary>
+    public ISharedArray<T> Array<T>(int length)
+        where T : unmanaged
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(length);
+        return CreateBuiltin<ISharedArray<T>>([length]);
+    }
+
     private static int ValidateInitial(int initial)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(initial);

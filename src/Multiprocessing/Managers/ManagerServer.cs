@@ -335,6 +335,11 @@ internal sealed class ManagerServer : IDisposable
     /// <summary>Whether results of this interface type stay on the server and go back as proxies (registered types).</summary>
     private bool IsProxied(Type interfaceType)
     {
+        if (BuiltinObjects.IsAlwaysProxied(interfaceType))
+        {
+            return true;
+        }
+
         lock (_gate)
         {
             return _factories.ContainsKey(interfaceType);

@@ -22,7 +22,7 @@ namespace Multiprocessing;
 /// </para>
 /// </remarks>
 /// <typeparam name="T">An unmanaged element type.</typeparam>
-public sealed unsafe class SharedArray<T> : IReadOnlyList<T>, IDisposable
+public sealed unsafe class SharedArray<T> : ISharedArray<T>, IDisposable
     where T : unmanaged
 {
     private readonly SharedRegion _region;
@@ -115,6 +115,15 @@ public sealed unsafe class SharedArray<T> : IReadOnlyList<T>, IDisposable
     }
 
     T IReadOnlyList<T>.this[int index] => this[index];
+
+    /// <inheritdoc/>
+    public T Get(int index) => this[index];
+
+    /// <inheritdoc/>
+    public void Set(int index, T value) => this[index] = value;
+
+    /// <inheritdoc/>
+    void ISharedArray<T>.CopyFrom(T[] values, int index) => CopyFrom(values, index);
 
     /// <summary>A copy of the elements in <paramref name="range"/> (Python's <c>a[i:j]</c>); setting it copies the values in.</summary>
     /// <exception cref="ArgumentOutOfRangeException">The range lies outside the array.</exception>

@@ -24,7 +24,7 @@ namespace Multiprocessing;
 /// </para>
 /// </remarks>
 /// <typeparam name="T">An unmanaged type: a number, a bool, a char, or a struct of them.</typeparam>
-public sealed unsafe class SharedValue<T> : IDisposable
+public sealed unsafe class SharedValue<T> : ISharedValue<T>, IDisposable
     where T : unmanaged
 {
     private readonly SharedRegion _region;
