@@ -39,7 +39,8 @@ public class ManagerProxy : DispatchProxy
             return new LockScope(new ProxyScope(this, targetMethod.DeclaringType));
         }
 
-        if (returnType == typeof(Task) || (returnType.IsGenericType && returnType.GetGenericTypeDefinition() == typeof(Task<>)))
+        if (returnType == typeof(Task) || (returnType.IsGenericType && returnType.GetGenericTypeDefinition() == typeof(Task<>))
+            || returnType == typeof(ValueTask) || (returnType.IsGenericType && returnType.GetGenericTypeDefinition() == typeof(ValueTask<>)))
         {
             return InvokeAsync(targetMethod, args);
         }
@@ -69,8 +70,19 @@ public class ManagerProxy : DispatchProxy
             return Task.Run(() => { Call(method, args); }, token);
         }
 
-        return s_runTyped.MakeGenericMethod(method.ReturnType.GetGenericArguments()[0]).Invoke(null, [this, method, args, token])!;
+        if (method.ReturnType == typeof(ValueTask))
+        {
+            return new ValueTask(Task.Run(() => { Call(method, args); }, token));
+        }
+
+        bool valueTask = method.ReturnType.GetGenericTypeDefinition() == typeof(ValueTask<>);
+        return (valueTask ? s_runValueTyped : s_runTyped).MakeGenericMethod(method.ReturnType.GetGenericArguments()[0]).Invoke(null, [this, method, args, token])!;
     }
+
+    private static readonly MethodInfo s_runValueTyped = typeof(ManagerProxy).GetMethod(nameof(RunValueTyped), BindingFlags.NonPublic | BindingFlags.Static)!;
+
+    private static ValueTask<T> RunValueTyped<T>(ManagerProxy proxy, MethodInfo method, object?[]? args, CancellationToken token)
+        => new(RunTyped<T>(proxy, method, args, token));
 
     private static readonly MethodInfo s_runTyped = typeof(ManagerProxy).GetMethod(nameof(RunTyped), BindingFlags.NonPublic | BindingFlags.Static)!;
 

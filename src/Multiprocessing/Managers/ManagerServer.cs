@@ -307,10 +307,15 @@ internal sealed class ManagerServer : IDisposable
             }
         }
 
+        if (result is not null && method.ReturnType.IsValueType && method.ReturnType.Name.StartsWith("ValueTask", StringComparison.Ordinal))
+        {
+            result = method.ReturnType.GetMethod("AsTask")!.Invoke(result, null); // boxed ValueTask → its task
+        }
+
         if (result is Task task)
         {
             task.GetAwaiter().GetResult(); // a task-returning member: the call ends when its task does
-            result = method.ReturnType.IsGenericType ? method.ReturnType.GetProperty("Result")!.GetValue(task) : null;
+            result = task.GetType().IsGenericType && method.ReturnType.IsGenericType ? task.GetType().GetProperty("Result")!.GetValue(task) : null;
         }
 
         object?[]? outs = null;
