@@ -93,7 +93,12 @@ public sealed class Pool : IDisposable
     /// <exception cref="RemoteException">The function threw in the worker.</exception>
     /// <exception cref="ProcessException">The worker died while running it.</exception>
     public TResult Apply<TResult>(Func<TResult> func, TimeSpan? timeout = null, CancellationToken cancellationToken = default)
-        => Wait(ApplyAsync(func, null, null, timeout, cancellationToken), cancellationToken);
+    {
+        ArgumentNullException.ThrowIfNull(func);
+        var result = new AsyncResult<TResult>();
+        Submit(new CallItem<TResult>(func, WorkItem.IdIfStateless(func)), value => result.SetResult((TResult)value!), result.SetException, timeout, cancellationToken, callerWaits: true);
+        return Wait(result, cancellationToken);
+    }
 
     /// <summary>Runs <paramref name="action"/> in a worker and waits for it to finish.</summary>
     /// <inheritdoc cref="Apply{TResult}(Func{TResult}, TimeSpan?, CancellationToken)"/>
@@ -419,14 +424,18 @@ public sealed class Pool : IDisposable
         }
     }
 
-    /// <summary>Queues a work item; exactly one of the two continuations runs, once.</summary>
-    internal PoolJob Submit(WorkItem item, Action<object?> succeed, Action<Exception> fail, TimeSpan? timeout, CancellationToken cancellationToken)
+    /// <summary>
+    /// Queues a work item; exactly one of the two continuations runs, once. With <paramref name="callerWaits"/> (the
+    /// caller blocks until the result is in) an idle worker's result is received by the caller itself.
+    /// </summary>
+    internal PoolJob Submit(WorkItem item, Action<object?> succeed, Action<Exception> fail, TimeSpan? timeout, CancellationToken cancellationToken, bool callerWaits = false)
     {
         if (timeout is { } t && t != Timeout.InfiniteTimeSpan && t <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(timeout), t, "A task's timeout must be positive, or null / Timeout.InfiniteTimeSpan for none.");
         }
 
+        cancellationToken.ThrowIfCancellationRequested(); // not even handed to a worker
         var job = new PoolJob(item, succeed, fail, timeout == Timeout.InfiniteTimeSpan ? null : timeout, cancellationToken);
         WorkerSlot? direct = null;
         lock (_gate)
@@ -437,10 +446,13 @@ public sealed class Pool : IDisposable
                 throw InitializerFailure(_initializerError);
             }
 
-            if (_pending.Count == 0 && Array.Find(_slots, slot => slot.TryAssignDirect(job)) is { } idle)
+            if (_pending.Count == 0 && Array.Find(_slots, slot => slot.TryAssignDirect(job, borrow: callerWaits)) is { } idle)
             {
                 direct = idle;
-                Monitor.PulseAll(_gate); // its thread waits with the others: wake them all so it goes to receive
+                if (!callerWaits)
+                {
+                    Monitor.PulseAll(_gate); // its thread waits with the others: wake them all so it goes to receive
+                }
             }
             else
             {
@@ -455,6 +467,11 @@ public sealed class Pool : IDisposable
         {
             job.Owner = this;
             job.Registration = cancellationToken.Register(static state => ((PoolJob)state!).Owner!.Cancel((PoolJob)state!), job);
+        }
+
+        if (callerWaits && direct is not null)
+        {
+            direct.ReceiveBorrowed(job);
         }
 
         return job;

@@ -94,6 +94,9 @@ internal sealed class WorkerSlot(Pool pool, int number)
     /// <summary>True while the slot's thread waits for work with a live worker (under the pool's gate).</summary>
     private bool _idle;
 
+    /// <summary>True while a synchronous caller receives its own result on this slot's connection; the slot's thread keeps off.</summary>
+    private volatile bool _borrowed;
+
     /// <summary>The function ids the current worker caches (this side of the mirror).</summary>
     private readonly FunctionCache _functions = new();
     private Thread? _thread;
@@ -194,7 +197,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
     /// <summary>One turn: top up the worker, then wait for one result (or for work). False when the slot is done.</summary>
     private bool Step()
     {
-        if (_worker is { IsAlive: false })
+        if (!_borrowed && _worker is { IsAlive: false })
         {
             // It died while idle (killed from outside): replace it before handing it anything.
             WorkerEnded();
@@ -205,6 +208,12 @@ internal sealed class WorkerSlot(Pool pool, int number)
         {
             while (true)
             {
+                if (_borrowed)
+                {
+                    Monitor.Wait(pool.Gate); // a caller is receiving on the connection: wait until it hands the slot back
+                    continue;
+                }
+
                 if (pool.State == PoolState.Terminated && _inFlight.Count == 0)
                 {
                     return false;
@@ -337,7 +346,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
     /// submitting thread sends it itself and the slot's thread only has to receive the result (one wake-up fewer).
     /// On true the caller holds the send lock and must call <see cref="SendDirect"/>.
     /// </summary>
-    public bool TryAssignDirect(PoolJob job)
+    public bool TryAssignDirect(PoolJob job, bool borrow)
     {
         if (!_idle || _connection is null || _worker is null || !Monitor.TryEnter(_sendLock))
         {
@@ -345,6 +354,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
         }
 
         _idle = false;
+        _borrowed = borrow;
         job.Slot = this;
         job.StartedAt = Stopwatch.GetTimestamp();
         _inFlight.Enqueue(job);
@@ -362,6 +372,55 @@ internal sealed class WorkerSlot(Pool pool, int number)
         finally
         {
             Monitor.Exit(_sendLock);
+        }
+    }
+
+    /// <summary>
+    /// The fast path of a synchronous call on a borrowed slot: the caller, already blocked, receives its own result, so
+    /// neither the slot's thread nor a task continuation has to wake. Anything unusual (no answer within a second, the
+    /// worker gone, a timeout or cancellation to enforce) hands the slot back to its thread, which handles it as always.
+    /// </summary>
+    public void ReceiveBorrowed(PoolJob job)
+    {
+        try
+        {
+            TimeSpan window = TimeSpan.FromSeconds(1);
+            if (job.Timeout is { } timeout && timeout < window)
+            {
+                window = timeout;
+            }
+
+            Connection? connection = _connection;
+            if (connection is not null && !job.CancellationToken.IsCancellationRequested && connection.Poll(window))
+            {
+                WorkResult result = connection.Recv<WorkResult>();
+                if (result.Kind != WorkResultKind.InitializerFailed)
+                {
+                    Complete(result);
+                }
+                else
+                {
+                    pool.InitializerFailed(result.Error!);
+                    job.TryFail(Pool.InitializerFailure(result.Error!));
+                }
+            }
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or SerializationException)
+        {
+            // left to the slot's thread, which sees the same end of stream or failure
+        }
+        finally
+        {
+            lock (pool.Gate)
+            {
+                _borrowed = false;
+                _idle = _inFlight.Count == 0 && _worker is not null && _connection is not null
+                    && !(pool.MaxTasksPerChild is { } quota && _tasksHanded >= quota);
+                if (!_idle)
+                {
+                    Monitor.PulseAll(pool.Gate); // the slot's thread has work (a result to wait for, a worker to recycle)
+                }
+            }
         }
     }
 
