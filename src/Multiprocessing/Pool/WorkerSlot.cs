@@ -560,6 +560,26 @@ internal sealed class WorkerSlot(Pool pool, int number)
             }
         }
 
+        // Replaced before anyone hears of the failure: "it has been replaced" is then already true.
+        DisposeWorker();
+        bool running;
+        lock (pool.Gate)
+        {
+            running = pool.State == PoolState.Running && pool.InitializerError is null;
+        }
+
+        if (running)
+        {
+            try
+            {
+                StartWorker();
+            }
+            catch (Exception ex)
+            {
+                Console.Error.WriteLine($"Multiprocessing: pool slot {number} could not start a replacement worker (it retries with the next task): {ex.Message}");
+            }
+        }
+
         for (int i = 0; i < failed.Count; i++)
         {
             PoolJob job = failed[i];
@@ -569,8 +589,6 @@ internal sealed class WorkerSlot(Pool pool, int number)
                 : new ProcessException($"The pool's worker process (pid {worker?.Pid}) died while running this task, with exit code {exitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}; it has been replaced.", exitCode);
             job.TryFail(error);
         }
-
-        DisposeWorker();
     }
 
     /// <summary>The worker ran its quota of tasks: let it exit and start a fresh one.</summary>
