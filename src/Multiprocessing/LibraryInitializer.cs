@@ -13,6 +13,7 @@ internal static class LibraryInitializer
         Serialization.Converters.AddProvider(Spawning.ProcessConverter<Process>.Provide);
         Serialization.Converters.AddProvider(static type => type == typeof(Spawning.StartRequest) ? new Spawning.StartRequestConverter() : null);
         Serialization.Converters.AddProvider(static type => type == typeof(Connection) ? new Connections.ConnectionConverter() : null);
+        Serialization.Converters.AddProvider(Queues.QueueConverter<object, object>.Provide);
 
         // Before the app can change directory: children re-run this command line, whose paths may be relative.
         // A child has its parent's (already absolute) command line and needs nothing.
