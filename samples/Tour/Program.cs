@@ -98,6 +98,8 @@ internal static class Program
         {
             Console.WriteLine(ex.Message);
         }
+
+        QueueExamples.Run();
     }
 
     // Python:  def send(conn): conn.send("Hello World"); conn.close()
