@@ -59,6 +59,7 @@ internal sealed unsafe class MessageRing
     private const int CountedFlag = 0x4000_0000, PidMask = 0x3FFF_FFFF, Contended = 0x4000_0000;
     private const int ClosedBit = 1 << 30;
     private const int SpinLimit = 200;
+    private const long ReclaimLag = 256 << 10;
 
     // Control block: fields written by different parties sit on different cache lines.
     private const int OffMagic = 0, OffRingSize = 8, OffMaxItems = 16;
@@ -332,9 +333,14 @@ internal sealed unsafe class MessageRing
                 {
                     long size = RecordSize(lengths[claimed]);
                     long tail = Tail;
-                    if (!TryPlace(tail, size, out long position))
+                    if (!TryPlace(tail, size, out long position) && !(ReclaimLagging() && TryPlace(tail, size, out position)))
                     {
                         break;
+                    }
+
+                    if (position == tail && (tail & (RingSize - 1)) + size > HotSize && ReclaimLagging() && TryPlace(tail, size, out long hot))
+                    {
+                        position = hot; // the lazy reclaim position held us out of the hot part: back to it
                     }
 
                     byte* at = At(position);
@@ -405,6 +411,19 @@ internal sealed unsafe class MessageRing
         }
 
         return offset + size <= RingSize && tail + size - reclaim <= RingSize; // on into the cold part
+    }
+
+    /// <summary>Moves the reclaim position on if it lags (reclaiming is lazy); true if it moved.</summary>
+    private bool ReclaimLagging()
+    {
+        long before = Volatile.Read(ref ReclaimPosition);
+        if (before == Volatile.Read(ref Head))
+        {
+            return false;
+        }
+
+        Reclaim();
+        return Volatile.Read(ref ReclaimPosition) != before;
     }
 
     private bool WaitForSpace(long size, Deadline deadline, CancellationToken cancellationToken)
@@ -768,22 +787,42 @@ internal sealed unsafe class MessageRing
     }
 
     /// <summary>
-    /// Reclaims if the oldest unreclaimed record is one just freed (the walker may have stopped at it a moment before);
-    /// otherwise makes sure the death of whoever holds the oldest record back will be noticed.
+    /// Reclaiming is lazy: the consumer that finds the reclaim position at most <see cref="ReclaimLag"/> behind its
+    /// records leaves it there (whoever frees past the lag, a producer short of room, or the consumer that drains the
+    /// queue moves it on), so most takes cost no walk. When the oldest record is held by another reader, its death must
+    /// be noticed: it is watched.
     /// </summary>
     private void AfterRelease(long first, long last)
     {
         long reclaim = Volatile.Read(ref ReclaimPosition);
-        if (reclaim >= first && reclaim <= last)
+        if (reclaim > last)
         {
-            Reclaim();
             return;
         }
 
-        long stamp = Volatile.Read(ref *(long*)At(reclaim));
-        if (stamp == (reclaim | Reading))
+        if (last - reclaim >= ReclaimLag || Volatile.Read(ref Head) == Volatile.Read(ref Tail))
         {
-            _peers.Watch(*(int*)(At(reclaim) + 12) & PidMask); // its death triggers a reclaim (OnPeerDied)
+            Reclaim();
+            if (reclaim >= first)
+            {
+                return;
+            }
+
+            reclaim = Volatile.Read(ref ReclaimPosition);
+            if (reclaim > last)
+            {
+                return;
+            }
+        }
+        else if (reclaim >= first)
+        {
+            return;
+        }
+
+        byte* at = At(reclaim);
+        if (Volatile.Read(ref *(long*)at) == (reclaim | Reading))
+        {
+            _peers.Watch(*(int*)(at + 12) & PidMask); // its death triggers a reclaim (OnPeerDied)
         }
     }
 

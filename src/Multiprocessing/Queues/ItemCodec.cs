@@ -72,7 +72,13 @@ internal static unsafe class ItemCodec<T>
 
         if (s_isBytes)
         {
-            byte[]? bytes = *source == 0 ? null : new ReadOnlySpan<byte>(source + 1, length - 1).ToArray();
+            byte[]? bytes = null;
+            if (*source != 0)
+            {
+                bytes = GC.AllocateUninitializedArray<byte>(length - 1);
+                new ReadOnlySpan<byte>(source + 1, length - 1).CopyTo(bytes);
+            }
+
             return Unsafe.As<byte[]?, T>(ref bytes);
         }
 
