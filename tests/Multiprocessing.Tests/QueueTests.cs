@@ -324,8 +324,58 @@ public sealed class QueueTests
             Assert.Equal((byte)i, q.Get(TimeSpan.Zero)[0]);
         }
 
-        Assert.True(q.Ring.AllocatedBytes <= MessageRing.HotSize + (2 << 20), $"{q.Ring.AllocatedBytes} bytes still allocated");
+        Assert.True(q.Ring.AllocatedBytes <= MessageRing.DefaultHotSize + (2 << 20), $"{q.Ring.AllocatedBytes} bytes still allocated");
         Assert.Equal(0, q.Ring.BytesInUse);
+    }
+
+    [Fact]
+    public void A_small_ring_lapped_hundreds_of_times_with_backlogs_early_wraps_and_given_back_pages_keeps_every_byte()
+    {
+        // The default ring is 16 GiB: too big to lap in a test. This one is 1 MiB with a 64 KiB hot part and 64 KiB granules.
+        using var q = new mp.Queue<byte[]>(MessageRing.Create(0, "test", 1 << 20, 64 << 10));
+        const int Messages = 20_000;
+        var producer = new mp.Process(() =>
+        {
+            var random = new Random(5);
+            for (int seq = 0; seq < Messages; seq++)
+            {
+                var message = new byte[random.Next(5, 40_000)];
+                BitConverter.TryWriteBytes(message, seq);
+                for (int i = 4; i < message.Length; i++)
+                {
+                    message[i] = (byte)(seq * 31 + i);
+                }
+
+                q.Put(message);
+            }
+        });
+        producer.Start();
+        var batch = new byte[8][];
+        int expected = 0;
+        int bad = 0;
+        while (expected < Messages)
+        {
+            // Single gets and batches, so the producer alternates between running ahead (cold pages) and wrapping early.
+            int n = expected % 3 == 0 ? q.GetMany(batch, Bounded.Long) : (q.TryGet(out batch[0], Bounded.Long) ? 1 : 0);
+            Assert.True(n > 0, "the consumer waited too long");
+            for (int k = 0; k < n; k++)
+            {
+                byte[] m = batch[k];
+                bool ok = BitConverter.ToInt32(m) == expected;
+                for (int i = 4; ok && i < m.Length; i += 97)
+                {
+                    ok = m[i] == (byte)(expected * 31 + i);
+                }
+
+                bad += ok && m[^1] == (byte)(expected * 31 + m.Length - 1) ? 0 : 1;
+                expected++;
+            }
+        }
+
+        Assert.Equal(0, bad);
+        Bounded.Join(producer);
+        Assert.Equal(0, producer.ExitCode);
+        Assert.Throws<ArgumentOutOfRangeException>(() => q.Put(new byte[600_000]));
     }
 
     [Fact]

@@ -40,10 +40,10 @@ internal sealed unsafe class MessageRing
     public const long ControlSize = 4096;
 
     /// <summary>The ring's virtual size (sparse: only written pages use memory).</summary>
-    public const long RingSize = 1L << 34;
+    public const long DefaultRingSize = 1L << 34;
 
     /// <summary>The part of each lap that is reused while consumers keep up, and never given back.</summary>
-    public const long HotSize = 8L << 20;
+    public const long DefaultHotSize = 8L << 20;
 
     /// <summary>Bytes before each payload.</summary>
     public const int RecordHeader = 16;
@@ -51,7 +51,6 @@ internal sealed unsafe class MessageRing
     /// <summary>The largest payload.</summary>
     public const int MaxMessage = 0x7FFF_FFC7 - 64;
 
-    private const long Granule = 1L << 20; // cold memory is given back in 1 MiB pieces
     private const long Magic = 0x3145_5545_5551_504D; // "MPQUEUE1"
 
     private const long KindMask = 7;
@@ -62,7 +61,7 @@ internal sealed unsafe class MessageRing
     private const long ReclaimLag = 256 << 10;
 
     // Control block: fields written by different parties sit on different cache lines.
-    private const int OffMagic = 0, OffRingSize = 8, OffMaxItems = 16;
+    private const int OffMagic = 0, OffRingSize = 8, OffMaxItems = 16, OffHotSize = 24;
     private const int OffTail = 64, OffItemsPut = 72, OffColdHigh = 80;
     private const int OffClaimLock = 128, OffLockSeq = 132;
     private const int OffHead = 192, OffItemsTaken = 200;
@@ -73,6 +72,9 @@ internal sealed unsafe class MessageRing
     private const int OffCompleted = 512;
 
     private readonly SharedRegion _region;
+    private readonly long RingSize; // instance, not const: tests use small rings to lap them quickly
+    private readonly long HotSize;
+    private readonly long Granule; // cold memory is given back in pieces of this size
     private readonly byte* _control;
     private readonly byte* _data;
     private readonly int _pid = Environment.ProcessId;
@@ -89,15 +91,24 @@ internal sealed unsafe class MessageRing
         _owner = owner;
         _peers = new PeerWatch(this);
         MaxItems = *(int*)(_control + OffMaxItems);
+        RingSize = *(long*)(_control + OffRingSize);
+        HotSize = *(long*)(_control + OffHotSize);
+        Granule = Math.Min(1L << 20, RingSize / 16);
     }
 
     /// <summary>Creates a ring; <paramref name="maxItems"/> 0 is unbounded.</summary>
-    public static MessageRing Create(int maxItems, string owner)
+    public static MessageRing Create(int maxItems, string owner, long ringSize = DefaultRingSize, long hotSize = DefaultHotSize)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(maxItems);
-        SharedRegion region = SharedMemoryBackend.Current.CreateAnonymous(ControlSize + RingSize, "mp-queue");
+        if (ringSize < 1 << 16 || (ringSize & (ringSize - 1)) != 0 || hotSize <= 0 || hotSize > ringSize / 2 || hotSize % 4096 != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ringSize), "the ring size must be a power of two of at least 64 KiB, the hot part a multiple of 4 KiB up to half of it");
+        }
+
+        SharedRegion region = SharedMemoryBackend.Current.CreateAnonymous(ControlSize + ringSize, "mp-queue");
         byte* control = region.Pointer;
-        *(long*)(control + OffRingSize) = RingSize;
+        *(long*)(control + OffRingSize) = ringSize;
+        *(long*)(control + OffHotSize) = hotSize;
         *(int*)(control + OffMaxItems) = maxItems;
         Volatile.Write(ref *(long*)(control + OffMagic), Magic);
         return new MessageRing(region, owner);
@@ -106,8 +117,8 @@ internal sealed unsafe class MessageRing
     /// <summary>Wraps a region received from another process.</summary>
     public static MessageRing Attach(SharedRegion region, string owner)
     {
-        if (region.Length != ControlSize + RingSize || Volatile.Read(ref *(long*)region.Pointer) != Magic
-            || *(long*)(region.Pointer + OffRingSize) != RingSize)
+        if (region.Length < ControlSize || Volatile.Read(ref *(long*)region.Pointer) != Magic
+            || region.Length != ControlSize + *(long*)(region.Pointer + OffRingSize))
         {
             region.Dispose();
             throw new InvalidDataException($"the shared memory received for a {owner} is not a queue of this library's version");
@@ -181,6 +192,9 @@ internal sealed unsafe class MessageRing
     public byte* Payload(long position) => At(position) + RecordHeader;
 
     private byte* At(long position) => _data + (position & (RingSize - 1));
+
+    /// <summary>The ring's virtual size.</summary>
+    public long Size => RingSize;
 
     private static long RecordSize(int length) => (RecordHeader + (long)length + 7) & ~7L;
 
@@ -315,9 +329,9 @@ internal sealed unsafe class MessageRing
     {
         foreach (int length in lengths)
         {
-            if ((uint)length > MaxMessage)
+            if ((uint)length > MaxMessage || RecordSize(length) > RingSize / 2)
             {
-                throw new ArgumentOutOfRangeException(nameof(lengths), length, $"A queue message can be at most {MaxMessage} bytes.");
+                throw new ArgumentOutOfRangeException(nameof(lengths), length, $"A queue message can be at most {Math.Min(MaxMessage, RingSize / 2 - RecordHeader)} bytes.");
             }
         }
 
@@ -422,7 +436,7 @@ internal sealed unsafe class MessageRing
             return false;
         }
 
-        Reclaim();
+        Reclaim(claimLockHeld: true);
         return Volatile.Read(ref ReclaimPosition) != before;
     }
 
@@ -613,7 +627,13 @@ internal sealed unsafe class MessageRing
                 long stamp = Volatile.Read(ref *(long*)at);
                 if ((stamp & ~KindMask) != head)
                 {
-                    continue; // taken meanwhile: the head moved on
+                    // Taken meanwhile: the head moved on. (If it did not, the memory is not a record: never spin on it past the deadline.)
+                    if (Volatile.Read(ref Head) == head && !Wait(head, tail, 0, ref spins, ref slept, ref registration, deadline, cancellationToken))
+                    {
+                        return 0;
+                    }
+
+                    continue;
                 }
 
                 switch (stamp & KindMask)
@@ -827,7 +847,7 @@ internal sealed unsafe class MessageRing
     }
 
     /// <summary>Advances the reclaim position over freed records; one process at a time, others leave a request.</summary>
-    private void Reclaim()
+    private void Reclaim(bool claimLockHeld = false)
     {
         while (true)
         {
@@ -843,7 +863,7 @@ internal sealed unsafe class MessageRing
             }
 
             Interlocked.Exchange(ref *ReclaimRequested, 0);
-            bool advanced = Walk();
+            bool advanced = Walk(claimLockHeld);
             Interlocked.Exchange(ref *ReclaimLock, 0);
             if (advanced && Volatile.Read(ref *SpaceWaiters) > 0)
             {
@@ -858,7 +878,7 @@ internal sealed unsafe class MessageRing
         }
     }
 
-    private bool Walk()
+    private bool Walk(bool claimLockHeld)
     {
         bool advanced = false;
         long reclaim = Volatile.Read(ref ReclaimPosition);
@@ -900,7 +920,7 @@ internal sealed unsafe class MessageRing
                     return advanced; // committed but in the instant of being taken
             }
 
-            GiveBack(reclaim, reclaim + size);
+            GiveBack(reclaim, reclaim + size, claimLockHeld);
             reclaim += size;
             Interlocked.Exchange(ref ReclaimPosition, reclaim); // then look at the next stamp again (a reader may free it now)
             advanced = true;
@@ -909,16 +929,42 @@ internal sealed unsafe class MessageRing
         return advanced;
     }
 
-    /// <summary>Returns the cold whole granules below <paramref name="end"/> to the OS, before the reclaim position passes them.</summary>
-    private void GiveBack(long start, long end)
+    /// <summary>
+    /// Returns to the OS the cold granules the reclaim position passes the end of, going from <paramref name="start"/>
+    /// to <paramref name="end"/> (one lap), except those a producer has already started to reuse in the next lap. Done
+    /// under the claim lock, so no producer can claim into a granule while it is punched out.
+    /// </summary>
+    private void GiveBack(long start, long end, bool claimLockHeld)
     {
         long lap = start - (start & (RingSize - 1));
         long from = Math.Max(start & ~(Granule - 1), lap + HotSize);
         long to = Math.Min(end & ~(Granule - 1), (Volatile.Read(ref ColdHigh) + Granule - 1) & ~(Granule - 1));
-        if (to > from)
+        if (to <= from)
         {
-            long offset = ControlSize + (from - lap);
-            _ = Linux.LibC.fallocate((int)_region.Handle.DangerousGetHandle(), Linux.LibC.FALLOC_FL_PUNCH_HOLE | Linux.LibC.FALLOC_FL_KEEP_SIZE, offset, to - from);
+            return;
+        }
+
+        if (!claimLockHeld)
+        {
+            AcquireClaimLock();
+        }
+
+        try
+        {
+            // Bytes of the next lap written so far end at tail - RingSize (as positions of this lap): keep clear of them.
+            from = Math.Max(from, (Tail - RingSize + Granule - 1) & ~(Granule - 1));
+            if (to > from)
+            {
+                long offset = ControlSize + (from - lap);
+                _ = Linux.LibC.fallocate((int)_region.Handle.DangerousGetHandle(), Linux.LibC.FALLOC_FL_PUNCH_HOLE | Linux.LibC.FALLOC_FL_KEEP_SIZE, offset, to - from);
+            }
+        }
+        finally
+        {
+            if (!claimLockHeld)
+            {
+                ReleaseClaimLock();
+            }
         }
     }
 
