@@ -103,6 +103,7 @@ internal static class Program
         ManagerExamples.Run();
         SynchronizationExamples.Run();
         SharedMemoryExamples.Run();
+        QueueExamples.Run();
     }
 
     // Python:  def send(conn): conn.send("Hello World"); conn.close()

@@ -16,6 +16,7 @@ internal static class LibraryInitializer
         Serialization.Converters.AddProvider(Managers.ManagerProxyConverter.Provide);
         Serialization.Converters.AddProvider(Synchronization.SynchronizationConverters.Provide);
         Serialization.Converters.AddProvider(Sharing.SharedMemoryConverters.Provide);
+        Serialization.Converters.AddProvider(Queues.QueueConverter<object, object>.Provide);
 
         // Before the app can change directory: children re-run this command line, whose paths may be relative.
         // A child has its parent's (already absolute) command line and needs nothing.

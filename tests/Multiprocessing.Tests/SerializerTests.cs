@@ -453,13 +453,13 @@ public sealed class SerializerTests
     [Fact]
     public void A_queue_keeps_its_order()
     {
-        var queue = new Queue<string>();
+        var queue = new System.Collections.Generic.Queue<string>();
         queue.Enqueue("first");
         queue.Enqueue("second");
         queue.Enqueue("third");
         queue.Dequeue();
         queue.Enqueue("fourth"); // wraps around the internal ring buffer
-        Queue<string> back = RoundTrip(queue);
+        System.Collections.Generic.Queue<string> back = RoundTrip(queue);
         Assert.Equal(queue.ToArray(), back.ToArray());
         Assert.Equal("second", back.Dequeue());
     }
@@ -503,12 +503,12 @@ public sealed class SerializerTests
         {
             Items = new List<string> { "x" },
             Lookup = new Dictionary<string, int> { ["y"] = 1 },
-            Sequence = new Queue<int>([1, 2]),
+            Sequence = new System.Collections.Generic.Queue<int>([1, 2]),
         };
         InterfaceHolder back = RoundTrip(holder);
         Assert.IsType<List<string>>(back.Items);
         Assert.IsType<Dictionary<string, int>>(back.Lookup);
-        Assert.Equal([1, 2], Assert.IsType<Queue<int>>(back.Sequence));
+        Assert.Equal([1, 2], Assert.IsType<System.Collections.Generic.Queue<int>>(back.Sequence));
     }
 
     // ───────────────────────────── tuples, records, classes, structs ─────────────────────────────
@@ -1315,7 +1315,7 @@ public sealed class SerializerTests
         }));
 
         // A hash set and a queue of a custom element type.
-        foreach (Type generic in new[] { typeof(HashSet<>), typeof(Queue<>), typeof(Stack<>) })
+        foreach (Type generic in new[] { typeof(HashSet<>), typeof(System.Collections.Generic.Queue<>), typeof(Stack<>) })
         {
             AssertRefusedCheaply(Craft(w =>
             {

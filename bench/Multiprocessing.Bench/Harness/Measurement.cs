@@ -19,6 +19,9 @@ public enum Quantity
 
     /// <summary>A throughput in gigabytes (10^9 bytes) per second; higher is better ("faster"/"slower").</summary>
     GigabytesPerSecond,
+
+    /// <summary>A throughput in messages per second; higher is better ("faster"/"slower").</summary>
+    MessagesPerSecond,
 }
 
 /// <summary>One figure: the median of its samples (or a single exact value), with the spread kept for the details.</summary>
@@ -63,6 +66,9 @@ public sealed record Measurement(double Value, Quantity Quantity)
         Quantity.Nanoseconds => value.ToString(value < 10 ? "0.00" : "0.0", CultureInfo.InvariantCulture) + " ns",
         Quantity.Bytes => value.ToString("#,0", CultureInfo.InvariantCulture) + " B",
         Quantity.GigabytesPerSecond => value.ToString("0.00", CultureInfo.InvariantCulture) + " GB/s",
+        Quantity.MessagesPerSecond => value >= 1e6
+            ? (value / 1e6).ToString("0.00", CultureInfo.InvariantCulture) + " M msg/s"
+            : (value / 1e3).ToString("0.0", CultureInfo.InvariantCulture) + " k msg/s",
         _ => value.ToString(CultureInfo.InvariantCulture),
     };
 

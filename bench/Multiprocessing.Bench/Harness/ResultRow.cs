@@ -32,7 +32,7 @@ public sealed record ResultRow(string Workload, Measurement? CPython, Measuremen
             return "n/a";
         }
 
-        double factor = quantity == Quantity.GigabytesPerSecond ? ours / reference : reference / ours;
+        double factor = quantity is Quantity.GigabytesPerSecond or Quantity.MessagesPerSecond ? ours / reference : reference / ours;
         return factor >= 1
             ? Times(factor) + " " + better
             : Times(1 / factor) + " " + worse;

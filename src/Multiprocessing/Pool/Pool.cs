@@ -567,7 +567,7 @@ public sealed class Pool : IDisposable
     {
         int window = Processes * 2 + 1;
         long functionId = WorkItem.NewFunctionId();
-        var inFlight = new Queue<(PoolJob Job, TaskCompletionSource<TResult[]> Source)>();
+        var inFlight = new System.Collections.Generic.Queue<(PoolJob Job, TaskCompletionSource<TResult[]> Source)>();
         var done = new System.Collections.Concurrent.BlockingCollection<(TResult[]? Results, Exception? Error)>();
         int completed = 0;
         using IEnumerator<T> source = items.GetEnumerator();

@@ -135,7 +135,7 @@ internal sealed class FunctionCache
     private const int Capacity = 128;
 
     private readonly Dictionary<long, Delegate?> _entries = [];
-    private readonly Queue<long> _order = new();
+    private readonly System.Collections.Generic.Queue<long> _order = new();
 
     public bool Contains(long id) => _entries.ContainsKey(id);
 

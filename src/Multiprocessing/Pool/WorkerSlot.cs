@@ -86,7 +86,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
 
     private static int s_workerNumber;
 
-    private readonly Queue<PoolJob> _inFlight = new();
+    private readonly System.Collections.Generic.Queue<PoolJob> _inFlight = new();
 
     /// <summary>Held while sending to the worker, by this slot's thread or by a submitter sending directly.</summary>
     private readonly object _sendLock = new();

@@ -19,7 +19,7 @@ public interface IQueue<T>
     /// <summary>Adds <paramref name="item"/>, waiting for room in a bounded queue.</summary>
     void Put(T item);
 
-    /// <summary>Adds <paramref name="item"/>, waiting up to <paramref name="timeout"/> for room; <c>QueueFullException</c> after it.</summary>
+    /// <summary>Adds <paramref name="item"/>, waiting up to <paramref name="timeout"/> for room; <see cref="QueueFullException"/> after it.</summary>
     void Put(T item, TimeSpan timeout);
 
     /// <summary>Adds <paramref name="item"/> if there is room within <paramref name="timeout"/> (zero: do not wait).</summary>
@@ -28,7 +28,7 @@ public interface IQueue<T>
     /// <summary>Removes and returns the oldest item, waiting for one.</summary>
     T Get();
 
-    /// <summary>Removes and returns the oldest item, waiting up to <paramref name="timeout"/>; <c>QueueEmptyException</c> after it.</summary>
+    /// <summary>Removes and returns the oldest item, waiting up to <paramref name="timeout"/>; <see cref="QueueEmptyException"/> after it.</summary>
     T Get(TimeSpan timeout);
 
     /// <summary>Removes the oldest item if one arrives within <paramref name="timeout"/> (zero: do not wait).</summary>

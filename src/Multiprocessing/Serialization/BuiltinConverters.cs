@@ -353,9 +353,9 @@ internal sealed class HashSetConverter<T> : ObjectConverter<HashSet<T>>
     }
 }
 
-internal sealed class QueueConverter<T> : ObjectConverter<Queue<T>>
+internal sealed class QueueConverter<T> : ObjectConverter<System.Collections.Generic.Queue<T>>
 {
-    public override void Write(ObjectWriter writer, Queue<T> value)
+    public override void Write(ObjectWriter writer, System.Collections.Generic.Queue<T> value)
     {
         writer.WriteVarUInt((uint)value.Count);
         foreach (T item in value)
@@ -364,10 +364,10 @@ internal sealed class QueueConverter<T> : ObjectConverter<Queue<T>>
         }
     }
 
-    public override Queue<T> Read(ref ObjectReader reader)
+    public override System.Collections.Generic.Queue<T> Read(ref ObjectReader reader)
     {
         int count = reader.ReadLength(1);
-        var queue = new Queue<T>(Allocation.InitialCapacity(count));
+        var queue = new System.Collections.Generic.Queue<T>(Allocation.InitialCapacity(count));
         reader.Register(queue);
         for (int i = 0; i < count; i++)
         {

@@ -113,7 +113,7 @@ internal static class Converters
             Type? collection = definition == typeof(List<>) ? typeof(ListConverter<>)
                 : definition == typeof(Dictionary<,>) ? typeof(DictionaryConverter<,>)
                 : definition == typeof(HashSet<>) ? typeof(HashSetConverter<>)
-                : definition == typeof(Queue<>) ? typeof(QueueConverter<>)
+                : definition == typeof(System.Collections.Generic.Queue<>) ? typeof(QueueConverter<>)
                 : definition == typeof(Stack<>) ? typeof(StackConverter<>)
                 : definition.FullName == "System.Collections.Concurrent.ConcurrentDictionary`2" ? typeof(ConcurrentDictionaryConverter<,>)
                 : null;

@@ -17,7 +17,7 @@ internal sealed unsafe class ChildReaper
     private readonly int _wakeup;
     private readonly System.Threading.Lock _gate = new();
     private readonly Dictionary<int, Entry> _entries = [];
-    private readonly Queue<(int Key, Entry Entry)> _pending = new();
+    private readonly System.Collections.Generic.Queue<(int Key, Entry Entry)> _pending = new();
     private int _nextKey;
 
     public ChildReaper()
