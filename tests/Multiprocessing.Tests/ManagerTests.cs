@@ -273,15 +273,16 @@ public sealed class ManagerTests
     {
         using var manager = new mp.Manager();
         mp.ISharedValue<int> value = manager.Value(0);
+        mp.ISharedValue<long> counter = manager.Value(0L);
         mp.ISharedArray<double> array = manager.Array<double>(4);
         var workers = Enumerable.Range(0, 2).Select(w => new mp.Process(() =>
         {
             for (int i = 0; i < 100; i++)
             {
-                value.Increment();
+                counter.Increment();
                 using (value.GetLock().EnterScope())
                 {
-                    value.Value += 1; // a read and a write, made atomic by the value's lock
+                    value.Value += 2; // a read and a write, made atomic by the value's lock
                 }
             }
 
@@ -291,6 +292,7 @@ public sealed class ManagerTests
         workers.ForEach(Bounded.Join);
         Assert.All(workers, w => Assert.Equal(0, w.ExitCode));
         Assert.Equal(400, value.Value);
+        Assert.Equal(200L, counter.Value);
         Assert.Equal([0.5, 1.5, 0, 0], array.ToArray());
         Assert.Equal(4, array.Length);
         Assert.Equal(1.5, array.Get(1));
