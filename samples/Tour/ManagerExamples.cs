@@ -48,6 +48,63 @@ internal static class ManagerExamples
         reader.Start();
         reader.Join();
         Console.WriteLine(ns);
+
+        QueueThroughManager();
+        RemoteQueue();
+    }
+
+    /// <summary>The seed's example: integers sent through a manager's queue from a child to its parent.</summary>
+    public static void QueueThroughManager()
+    {
+        Section("manager = Manager(); queue = manager.Queue(maxsize=10); a child puts i*i, then 'STOP'");
+        using var manager = new mp.Manager();
+        mp.IQueue<object> queue = manager.Queue<object>(maxSize: 10);
+        var p = new mp.Process<mp.IQueue<object>>(F, queue);
+        p.Start();
+        object? result = null;
+        while (!Equals(result, "STOP"))
+        {
+            result = queue.Get();
+            Console.WriteLine(result);
+        }
+
+        p.Join();
+    }
+
+    // Python:  def f(q): for i in range(10): q.put(i*i); q.put('STOP')
+    private static void F(mp.IQueue<object> q)
+    {
+        for (int i = 0; i < 10; i++)
+        {
+            q.Put(i * i);
+        }
+
+        q.Put("STOP");
+    }
+
+    /// <summary>
+    /// Python's documented remote queue: a server serves a queue under a name (here on loopback, in this process), and
+    /// a client elsewhere (here a child process) connects with the auth key, puts, and the server side reads.
+    /// </summary>
+    public static void RemoteQueue()
+    {
+        Section("Remote managers: QueueManager.register('get_queue', callable=lambda: queue); m = QueueManager(address=('', 50000), authkey=b'abracadabra')");
+        byte[] authKey = "abracadabra"u8.ToArray();
+        var queue = new mp.Queue<string>();
+        using var server = new mp.Manager(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0), authKey);
+        server.Register<mp.IQueue<string>>("get_queue", () => queue);
+        server.Start(); // Python's s.serve_forever(), on a background thread
+        System.Net.EndPoint address = server.Address;
+
+        var client = new mp.Process(() =>
+        {
+            using mp.Manager m = mp.Manager.Connect(address, authKey);   // m = QueueManager(address=..., authkey=...); m.connect()
+            mp.IQueue<string> remote = m.Get<mp.IQueue<string>>("get_queue");
+            remote.Put("hello");
+        });
+        client.Start();
+        client.Join();
+        Console.WriteLine($"the server's queue received: {queue.Get(TimeSpan.FromSeconds(30))}");
     }
 
     private static void Section(string title) => Console.WriteLine($"{Environment.NewLine}== {title}");

@@ -299,4 +299,54 @@ public sealed class ManagerTests
         var outside = Assert.Throws<mp.RemoteException>(() => array.Get(4));
         Assert.Equal(typeof(IndexOutOfRangeException).FullName, outside.RemoteType);
     }
+
+    [Fact]
+    public void A_manager_queue_carries_the_seeds_squares_from_a_child_and_joinable_queues_join()
+    {
+        using var manager = new mp.Manager();
+        mp.IQueue<object> queue = manager.Queue<object>(maxSize: 10);
+        using var child = new mp.Process(() =>
+        {
+            for (int i = 0; i < 10; i++)
+            {
+                queue.Put(i * i);
+            }
+
+            queue.Put("STOP");
+        });
+        child.Start();
+        var results = new List<object>();
+        object result;
+        do
+        {
+            result = queue.Get(Bounded.Long);
+            results.Add(result);
+        }
+        while (!Equals(result, "STOP"));
+        Bounded.Join(child);
+        Assert.Equal(Enumerable.Range(0, 10).Select(i => (object)(i * i)).Append("STOP"), results);
+
+        var empty = Assert.Throws<mp.RemoteException>(() => queue.Get(TimeSpan.FromMilliseconds(10)));
+        Assert.Equal(typeof(mp.QueueEmptyException).FullName, empty.RemoteType);
+        Assert.False(queue.TryGet(out object? nothing, TimeSpan.Zero));
+        Assert.Null(nothing);
+        Assert.True(queue.IsEmpty);
+
+        mp.IJoinableQueue<int> jobs = manager.JoinableQueue<int>();
+        jobs.Put(1);
+        jobs.Put(2);
+        using var worker = new mp.Process(() =>
+        {
+            for (int i = 0; i < 2; i++)
+            {
+                jobs.Get();
+                jobs.TaskDone();
+            }
+        });
+        worker.Start();
+        Assert.True(jobs.Join(Bounded.Long));
+        Bounded.Join(worker);
+        Assert.Equal(0, worker.ExitCode);
+        Assert.Equal(typeof(InvalidOperationException).FullName, Assert.Throws<mp.RemoteException>(jobs.TaskDone).RemoteType);
+    }
 }

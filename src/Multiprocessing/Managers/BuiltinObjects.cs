@@ -20,6 +20,14 @@ internal static class BuiltinObjects
                 return true;
             }
 
+            if (definition == typeof(IQueue<>) || definition == typeof(IJoinableQueue<>))
+            {
+                Type queue = (definition == typeof(IQueue<>) ? typeof(Queue<>) : typeof(JoinableQueue<>)).MakeGenericType(typeArguments);
+                target = Activator.CreateInstance(queue, arguments is { Length: > 0 } ? arguments[0] : 0);
+                synchronizesItself = true;
+                return true;
+            }
+
             if (definition == typeof(ISharedValue<>))
             {
                 target = Activator.CreateInstance(typeof(SharedValue<>).MakeGenericType(typeArguments), arguments![0], true);
@@ -66,7 +74,9 @@ internal static class BuiltinObjects
     }
 
     /// <summary>Objects whose calls may block (locks, queues, events…) synchronize themselves; the server must not lock around them.</summary>
-    public static bool SynchronizesItself(object target) => target is ISynchronizesItself or ILock or ISemaphore or ICondition or IEvent or IBarrier;
+    public static bool SynchronizesItself(object target)
+        => target is ISynchronizesItself or ILock or ISemaphore or ICondition or IEvent or IBarrier
+            || Array.Exists(target.GetType().GetInterfaces(), i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IQueue<>));
 
     /// <summary>Interfaces whose results always stay on the server and go back as proxies (a value's lock, say).</summary>
     public static bool IsAlwaysProxied(Type interfaceType)

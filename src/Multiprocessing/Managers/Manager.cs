@@ -134,6 +134,20 @@ public sealed class Manager : IDisposable
         return CreateSynchronization<IBarrier>("Barrier", parties);
     }
 
+    /// <summary>A queue kept by the server (Python's <c>manager.Queue(maxsize)</c>); 0 means unbounded.</summary>
+    public IQueue<T> Queue<T>(int maxSize = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxSize);
+        return CreateBuiltin<IQueue<T>>([maxSize]);
+    }
+
+    /// <summary>A joinable queue kept by the server (Python's <c>manager.JoinableQueue()</c>).</summary>
+    public IJoinableQueue<T> JoinableQueue<T>(int maxSize = 0)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(maxSize);
+        return CreateBuiltin<IJoinableQueue<T>>([maxSize]);
+    }
+
     /// <summary>A value kept by the server (Python's <c>manager.Value</c>), with its lock.</summary>
     public ISharedValue<T> Value<T>(T initial = default)
         where T : unmanaged
