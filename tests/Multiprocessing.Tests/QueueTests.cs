@@ -66,6 +66,19 @@ public sealed class QueueTests
     }
 
     [Fact]
+    public void The_queues_implement_the_shared_interfaces_used_by_managers_and_thread_twins()
+    {
+        using var q = new mp.JoinableQueue<string>();
+        mp.IQueue<string> queue = Assert.IsAssignableFrom<mp.IQueue<string>>(q);
+        mp.IJoinableQueue<string> joinable = Assert.IsAssignableFrom<mp.IJoinableQueue<string>>(q);
+        queue.Put("x");
+        Assert.Equal(1, queue.Count);
+        Assert.Equal("x", queue.Get(TimeSpan.Zero));
+        joinable.TaskDone();
+        Assert.True(joinable.Join(TimeSpan.Zero));
+    }
+
+    [Fact]
     public void Timeouts_follow_Python_empty_and_full()
     {
         using var q = new mp.Queue<int>(maxSize: 2);

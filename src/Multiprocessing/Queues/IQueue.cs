@@ -2,7 +2,7 @@ namespace Multiprocessing;
 
 /// <summary>
 /// A multi-producer, multi-consumer FIFO queue shared between processes (Python's <c>Queue</c>): the shared-memory
-/// <c>Multiprocessing.Queue<see cref="Queue{T}"/>lt;T<see cref="Queue{T}"/>gt;</c>, a manager's <c>Queue&lt;T&gt;()</c> proxy, and the thread-backed twin.
+/// <see cref="Queue{T}"/>, a manager's <c>Queue&lt;T&gt;()</c> proxy, and the thread-backed twin.
 /// </summary>
 /// <typeparam name="T">The item type.</typeparam>
 public interface IQueue<T>
