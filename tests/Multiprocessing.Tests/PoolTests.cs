@@ -371,4 +371,22 @@ public sealed class PoolTests
             Assert.Equal(7, await Bounded(() => pool.Apply(static () => 7)));
         }
     }
+
+    [Fact]
+    public async Task Leaving_an_iteration_early_and_a_blocking_Apply_beside_queued_work_leave_the_pool_serving()
+    {
+        using var pool = new mp.Pool(1);
+        Assert.Equal(1, await Bounded(() => pool.ImapUnordered(x => { Thread.Sleep(20); return x; }, Enumerable.Range(1, 20)).First()));
+        Assert.Equal(1, await Bounded(() => pool.Imap(x => x, Enumerable.Range(1, 20)).First()));
+
+        // One thread holds the only worker through a blocking Apply while another queues work behind it.
+        using var scratch = new ScratchDirectory();
+        string started = scratch.File("started");
+        Task<int> slow = Bounded(() => pool.Apply(() => { File.WriteAllText(started, ""); Thread.Sleep(300); return 1; }));
+        await Bounded(() => SpinWait.SpinUntil(() => File.Exists(started), Tests.Bounded.Long));
+        mp.AsyncResult<int> queued = pool.ApplyAsync(() => 2);
+        Assert.Equal(1, await slow);
+        Assert.Equal(2, queued.Get(Tests.Bounded.Long));
+        Assert.Equal(Enumerable.Range(0, 10), await Bounded(() => pool.Map(x => x, Enumerable.Range(0, 10))));
+    }
 }

@@ -662,7 +662,7 @@ public sealed class Pool : IDisposable
                 Discard(job);
             }
 
-            done.Dispose();
+            // `done` is left undisposed: tasks still running add to it when they finish, after this iterator is gone.
         }
     }
 }

@@ -39,6 +39,9 @@ internal sealed class PoolJob
     /// <summary>Set under the pool's gate when its token fired.</summary>
     public bool Cancelled { get; set; }
 
+    /// <summary>The connection a submitter sending it directly must use (captured with the slot under the gate).</summary>
+    public Connection? DirectConnection { get; set; }
+
     /// <summary>Set by its slot when it ran past its timeout.</summary>
     public bool TimedOut { get; set; }
 
@@ -50,7 +53,7 @@ internal sealed class PoolJob
         if (Interlocked.Exchange(ref _completed, 1) == 0)
         {
             Registration.Dispose();
-            _succeed(value);
+            Continue(_succeed, value);
         }
     }
 
@@ -59,7 +62,20 @@ internal sealed class PoolJob
         if (Interlocked.Exchange(ref _completed, 1) == 0)
         {
             Registration.Dispose();
-            _fail(error);
+            Continue(_fail, error);
+        }
+    }
+
+    /// <summary>Runs a continuation on the slot's thread; whatever it throws must not take the slot down.</summary>
+    private static void Continue<T>(Action<T> continuation, T argument)
+    {
+        try
+        {
+            continuation(argument);
+        }
+        catch (Exception ex)
+        {
+            Console.Error.WriteLine($"Multiprocessing: a pool task's continuation threw: {ex}");
         }
     }
 }
@@ -211,6 +227,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
                 if (_borrowed)
                 {
                     Monitor.Wait(pool.Gate); // a caller is receiving on the connection: wait until it hands the slot back
+                    _idle = false;
                     continue;
                 }
 
@@ -264,7 +281,23 @@ internal sealed class WorkerSlot(Pool pool, int number)
 
         if (_worker is null || _connection is null)
         {
-            StartReplacement();
+            try
+            {
+                StartReplacement();
+            }
+            catch (Exception ex)
+            {
+                // No worker to run them (out of processes or descriptors, say): these tasks fail now, clearly; the
+                // next ones try again. Never a hang.
+                FailAll(new ProcessException($"The pool could not start a worker process to run this task: {ex.Message}"));
+                return true;
+            }
+
+            if (_connection is null)
+            {
+                FailAll(Pool.TerminatedException());
+                return true;
+            }
         }
 
         if (toSend is not null && !Send(toSend))
@@ -288,7 +321,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
                     job.StartedAt = now;
                 }
 
-                if (!SendOne(job))
+                if (_connection is not { } connection || !SendOne(job, connection))
                 {
                     WorkerEnded();
                     return false;
@@ -300,18 +333,18 @@ internal sealed class WorkerSlot(Pool pool, int number)
     }
 
     /// <summary>Sends one task; false when the worker is gone (the caller decides who handles that). Under the send lock.</summary>
-    private bool SendOne(PoolJob job)
+    private bool SendOne(PoolJob job, Connection connection)
     {
         try
         {
             long id = job.Item.FunctionId;
             if (id != 0 && _functions.Contains(id))
             {
-                _connection!.Send(job.Item.WithoutFunction());
+                connection.Send(job.Item.WithoutFunction());
             }
             else
             {
-                _connection!.Send(job.Item);
+                connection.Send(job.Item);
                 if (id != 0)
                 {
                     _functions.Add(id, null); // the worker now caches it
@@ -326,7 +359,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
             job.TryFail(ex);
             try
             {
-                _connection!.Send<WorkItem>(SkipItem.Instance);
+                connection.Send<WorkItem>(SkipItem.Instance);
             }
             catch (Exception sendFailure) when (sendFailure is IOException or ObjectDisposedException or NullReferenceException)
             {
@@ -355,6 +388,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
 
         _idle = false;
         _borrowed = borrow;
+        job.DirectConnection = _connection; // the worker it was assigned to, even if a replacement comes before the send
         job.Slot = this;
         job.StartedAt = Stopwatch.GetTimestamp();
         _inFlight.Enqueue(job);
@@ -367,7 +401,8 @@ internal sealed class WorkerSlot(Pool pool, int number)
     {
         try
         {
-            _ = SendOne(job);
+            _ = SendOne(job, job.DirectConnection!);
+            job.DirectConnection = null;
         }
         finally
         {
@@ -405,7 +440,12 @@ internal sealed class WorkerSlot(Pool pool, int number)
                 }
             }
         }
-        catch (Exception ex) when (ex is IOException or ObjectDisposedException or SerializationException)
+        catch (SerializationException ex)
+        {
+            // The result was read but could not be understood here: that task fails; the stream is still in step.
+            Complete(new WorkResult(WorkResultKind.Failure, null, RemoteException.FromException(ex)));
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
             // left to the slot's thread, which sees the same end of stream or failure
         }
@@ -413,13 +453,10 @@ internal sealed class WorkerSlot(Pool pool, int number)
         {
             lock (pool.Gate)
             {
+                // Only the slot's thread marks itself idle, just before it waits: it must first look at the queue and
+                // the pool's state, which may have changed while the slot was borrowed.
                 _borrowed = false;
-                _idle = _inFlight.Count == 0 && _worker is not null && _connection is not null
-                    && !(pool.MaxTasksPerChild is { } quota && _tasksHanded >= quota);
-                if (!_idle)
-                {
-                    Monitor.PulseAll(pool.Gate); // the slot's thread has work (a result to wait for, a worker to recycle)
-                }
+                Monitor.PulseAll(pool.Gate);
             }
         }
     }
@@ -451,7 +488,13 @@ internal sealed class WorkerSlot(Pool pool, int number)
         WorkResult result;
         try
         {
-            if (!_connection!.Poll(wait))
+            if (_connection is null)
+            {
+                WorkerEnded();
+                return false;
+            }
+
+            if (!_connection.Poll(wait))
             {
                 head.TimedOut = true;
                 KillWorker();
@@ -603,7 +646,14 @@ internal sealed class WorkerSlot(Pool pool, int number)
             }
         }
 
-        StartReplacement();
+        try
+        {
+            StartReplacement();
+        }
+        catch (Exception ex)
+        {
+            Console.Error.WriteLine($"Multiprocessing: pool slot {number} could not start a fresh worker (it retries with the next task): {ex.Message}");
+        }
     }
 
     private void StartReplacement()
