@@ -30,7 +30,16 @@ internal sealed class ManagerServer : IDisposable
     private readonly Dictionary<Type, Delegate> _factories = [];
     private readonly Dictionary<string, (Type Interface, Delegate Factory)> _named = new(StringComparer.Ordinal);
     private readonly HashSet<Connection> _connections = [];
+    private readonly Dictionary<(ReferenceKey, Type), long> _ids = [];
     private long _lastId;
+
+    /// <summary>Compares the object it holds by reference.</summary>
+    private readonly record struct ReferenceKey(object Target)
+    {
+        public bool Equals(ReferenceKey other) => ReferenceEquals(Target, other.Target);
+
+        public override int GetHashCode() => System.Runtime.CompilerServices.RuntimeHelpers.GetHashCode(Target);
+    }
     private volatile bool _stopping;
 
     public ManagerServer(EndPoint address, byte[] authKey)
@@ -358,10 +367,19 @@ internal sealed class ManagerServer : IDisposable
             throw new InvalidCastException($"The object made for {interfaceType.FullName} is a {target.GetType().FullName}, which does not implement it.");
         }
 
-        long id = Interlocked.Increment(ref _lastId);
+        long id;
         lock (_gate)
         {
+            // The same object through the same interface keeps one id: a lock fetched on every use (GetLock()) does
+            // not grow the table. Objects are kept until the server stops (no reference counting yet).
+            if (_ids.TryGetValue((new ReferenceKey(target), interfaceType), out id))
+            {
+                return new ManagerResponse { ReferenceId = id, ReferenceInterface = interfaceType };
+            }
+
+            id = ++_lastId;
             _objects[id] = new SharedObject(target, interfaceType, synchronizesItself);
+            _ids[(new ReferenceKey(target), interfaceType)] = id;
         }
 
         return new ManagerResponse { ReferenceId = id, ReferenceInterface = interfaceType };
