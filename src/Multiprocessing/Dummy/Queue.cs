@@ -55,7 +55,7 @@ public class Queue<T> : IQueue<T>, IDisposable
     /// <summary>Puts <paramref name="item"/>, waiting as long as it takes for room in a bounded queue.</summary>
     public void Put(T item) => _ = PutCore(item, Deadline.Infinite);
 
-    /// <summary>Puts <paramref name="item"/>, waiting up to <paramref name="timeout"/> for room; throws if there is none.</summary>
+    /// <summary>Puts <paramref name="item"/>, waiting up to <paramref name="timeout"/> for room; <see cref="QueueFullException"/> if there is none.</summary>
     public void Put(T item, TimeSpan timeout)
     {
         if (!PutCore(item, Deadline.After(timeout)))
@@ -107,7 +107,7 @@ public class Queue<T> : IQueue<T>, IDisposable
         return item;
     }
 
-    /// <summary>Removes and returns the oldest item, waiting up to <paramref name="timeout"/>; throws if none came.</summary>
+    /// <summary>Removes and returns the oldest item, waiting up to <paramref name="timeout"/>; <see cref="QueueEmptyException"/> if none came.</summary>
     public T Get(TimeSpan timeout) => GetCore(out T item, Deadline.After(timeout)) ? item : throw QueueErrors.Empty();
 
     /// <summary>Removes the oldest item if one comes within <paramref name="timeout"/> (zero, the default: do not wait).</summary>

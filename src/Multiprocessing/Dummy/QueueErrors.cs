@@ -1,11 +1,11 @@
 namespace Multiprocessing.Dummy;
 
-/// <summary>The exceptions a timed-out get or put throws, in one place so they match the process queues' exactly.</summary>
+/// <summary>The exceptions a timed-out get or put throws: the process queues' own, so one catch serves both.</summary>
 internal static class QueueErrors
 {
     /// <summary>A timed <c>Get</c> found nothing.</summary>
-    public static Exception Empty() => new TimeoutException("The queue stayed empty for the whole timeout.");
+    public static QueueEmptyException Empty() => new();
 
     /// <summary>A timed <c>Put</c> found no room.</summary>
-    public static Exception Full() => new TimeoutException("The queue stayed full for the whole timeout.");
+    public static QueueFullException Full() => new();
 }

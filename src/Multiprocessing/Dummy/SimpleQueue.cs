@@ -15,7 +15,7 @@ public sealed class SimpleQueue<T> : IDisposable
     /// <summary>Removes and returns the oldest item, waiting as long as it takes for one.</summary>
     public T Get() => _inner.Get();
 
-    /// <summary>Removes and returns the oldest item, waiting up to <paramref name="timeout"/>; throws if none came.</summary>
+    /// <summary>Removes and returns the oldest item, waiting up to <paramref name="timeout"/>; <see cref="QueueEmptyException"/> if none came.</summary>
     public T Get(TimeSpan timeout) => _inner.Get(timeout);
 
     /// <summary>Closes the queue: further calls throw <see cref="ObjectDisposedException"/>.</summary>

@@ -2,7 +2,7 @@ using D = Multiprocessing.Dummy;
 
 namespace Multiprocessing.Tests.Twins;
 
-/// <summary>What only the thread twins have or do differently: queues (the process queues are not on main yet), references not copies, unkillable threads.</summary>
+/// <summary>What only the thread twins have or do differently: the channel views of queues, references not copies, unkillable threads.</summary>
 public sealed class DummyOnlyTests
 {
     [Fact]
@@ -40,12 +40,12 @@ public sealed class DummyOnlyTests
         Assert.True(queue.TryPut("b"));
         Assert.True(queue.IsFull);
         Assert.False(queue.TryPut("c"));
-        Assert.ThrowsAny<Exception>(() => queue.Put("c", TimeSpan.FromMilliseconds(10)));
+        Assert.Throws<QueueFullException>(() => queue.Put("c", TimeSpan.FromMilliseconds(10)));
         Assert.Equal(2, queue.Count);
         Assert.Equal("a", queue.Get());
         Assert.Equal("b", await queue.GetAsync());
         Assert.False(queue.TryGet(out _));
-        Assert.ThrowsAny<Exception>(() => queue.Get(TimeSpan.FromMilliseconds(10)));
+        Assert.Throws<QueueEmptyException>(() => queue.Get(TimeSpan.FromMilliseconds(10)));
         queue.PutMany(["x", "y"]);
         var into = new string[4];
         Assert.Equal(2, queue.GetMany(into, Bounded.Long));

@@ -42,6 +42,10 @@ public interface IFlavor
 
     ISharedArray<int> Array(int length);
 
+    IQueue<int> Queue(int maxSize = 0);
+
+    IJoinableQueue<int> JoinableQueue();
+
     IWorker Start(Action body);
 
     IReadOnlyList<int> Map(Func<int, int> func, IEnumerable<int> items);
@@ -70,6 +74,10 @@ internal sealed class ProcessFlavor : IFlavor
     public ISharedValue<int> Value(int initial) => new mp.SharedValue<int>(initial);
 
     public ISharedArray<int> Array(int length) => new mp.SharedArray<int>(length);
+
+    public IQueue<int> Queue(int maxSize = 0) => new mp.Queue<int>(maxSize);
+
+    public IJoinableQueue<int> JoinableQueue() => new mp.JoinableQueue<int>();
 
     public IWorker Start(Action body)
     {
@@ -123,6 +131,10 @@ internal sealed class DummyFlavor : IFlavor
     public ISharedValue<int> Value(int initial) => new D.SharedValue<int>(initial);
 
     public ISharedArray<int> Array(int length) => new D.SharedArray<int>(length);
+
+    public IQueue<int> Queue(int maxSize = 0) => new D.Queue<int>(maxSize);
+
+    public IJoinableQueue<int> JoinableQueue() => new D.JoinableQueue<int>();
 
     public IWorker Start(Action body)
     {

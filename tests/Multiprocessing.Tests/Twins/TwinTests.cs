@@ -248,6 +248,47 @@ public abstract class TwinTests(IFlavor flavor)
     }
 
     [Fact]
+    public async Task A_queue_is_fifo_bounded_throws_the_queue_exceptions_and_refuses_use_after_close()
+    {
+        IQueue<int> queue = Flavor.Queue(maxSize: 2);
+        queue.Put(1);
+        Assert.True(queue.TryPut(2));
+        Assert.True(queue.IsFull);
+        Assert.False(queue.TryPut(3));
+        Assert.Throws<QueueFullException>(() => queue.Put(3, TimeSpan.FromMilliseconds(10)));
+        Assert.Equal(2, queue.Count);
+        Assert.Equal(1, queue.Get());
+        Assert.Equal(2, await queue.GetAsync());
+        Assert.True(queue.IsEmpty);
+        Assert.False(queue.TryGet(out _));
+        Assert.Throws<QueueEmptyException>(() => queue.Get(TimeSpan.FromMilliseconds(10)));
+        queue.Close();
+        Assert.Throws<ObjectDisposedException>(() => queue.Put(4));
+    }
+
+    [Fact]
+    public void A_joinable_queue_carries_items_to_a_worker_and_joins_when_all_are_done()
+    {
+        IJoinableQueue<int> tasks = Flavor.JoinableQueue();
+        IQueue<int> results = Flavor.Queue();
+        Assert.Throws<InvalidOperationException>(tasks.TaskDone);
+        IWorker worker = Flavor.Start(() =>
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                results.Put(tasks.Get(Bounded.Long) * 10);
+                tasks.TaskDone();
+            }
+        });
+        tasks.Put(1);
+        tasks.Put(2);
+        tasks.Put(3);
+        Assert.True(tasks.Join(Long));
+        Assert.Equal(60, results.Get(Long) + results.Get(Long) + results.Get(Long));
+        Assert.True(worker.Join(Long));
+    }
+
+    [Fact]
     public void A_pool_maps_applies_and_reports_a_failure()
     {
         Assert.Equal(Enumerable.Range(0, 50).Select(i => i * i), Flavor.Map(i => i * i, Enumerable.Range(0, 50)));
