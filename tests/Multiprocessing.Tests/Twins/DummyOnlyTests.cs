@@ -103,6 +103,27 @@ public sealed class DummyOnlyTests
     }
 
     [Fact]
+    public void Dummy_shared_memory_is_a_named_block_of_this_process()
+    {
+        using var created = new D.SharedMemory(create: true, size: 16);
+        Assert.StartsWith("psm_", created.Name, StringComparison.Ordinal);
+        created.Span[3] = 7;
+        using var attached = new D.SharedMemory(created.Name);
+        Assert.Equal(7, attached.Span[3]);
+        Assert.Equal(16, attached.Size);
+        Assert.Throws<IOException>(() => new D.SharedMemory(created.Name, create: true, size: 4));
+        Assert.Throws<FileNotFoundException>(() => new D.SharedMemory("no-such-block-here"));
+        Assert.Throws<ArgumentOutOfRangeException>(() => new D.SharedMemory(create: true, size: 0));
+        created.Unlink();
+        Assert.Throws<FileNotFoundException>(created.Unlink);
+        Assert.Throws<FileNotFoundException>(() => new D.SharedMemory(created.Name));
+        Assert.Equal(7, attached.Span[3]); // attached objects keep working after the unlink
+        attached.Close();
+        Assert.True(attached.IsClosed);
+        Assert.Throws<ObjectDisposedException>(() => attached.Span[0]);
+    }
+
+    [Fact]
     public void A_thread_pool_task_past_its_timeout_fails_but_cannot_be_stopped()
     {
         using var release = new ManualResetEventSlim();

@@ -48,6 +48,9 @@ public interface IFlavor
 
     IWorker Start(Action body);
 
+    /// <summary>Starts a manager and hands back what it makes as delegates; dispose the result to shut it down.</summary>
+    IDisposable Manager(out Func<IEnumerable<int>, IList<int>> list, out Func<IDictionary<string, int>> dictionary, out Func<dynamic> ns, out Func<ILock> lk);
+
     IReadOnlyList<int> Map(Func<int, int> func, IEnumerable<int> items);
 
     int Apply(Func<int> func);
@@ -78,6 +81,16 @@ internal sealed class ProcessFlavor : IFlavor
     public IQueue<int> Queue(int maxSize = 0) => new mp.Queue<int>(maxSize);
 
     public IJoinableQueue<int> JoinableQueue() => new mp.JoinableQueue<int>();
+
+    public IDisposable Manager(out Func<IEnumerable<int>, IList<int>> list, out Func<IDictionary<string, int>> dictionary, out Func<dynamic> ns, out Func<ILock> lk)
+    {
+        var manager = new mp.Manager();
+        list = items => manager.List(items);
+        dictionary = manager.Dictionary<string, int>;
+        ns = manager.Namespace;
+        lk = manager.Lock;
+        return manager;
+    }
 
     public IWorker Start(Action body)
     {
@@ -135,6 +148,16 @@ internal sealed class DummyFlavor : IFlavor
     public IQueue<int> Queue(int maxSize = 0) => new D.Queue<int>(maxSize);
 
     public IJoinableQueue<int> JoinableQueue() => new D.JoinableQueue<int>();
+
+    public IDisposable Manager(out Func<IEnumerable<int>, IList<int>> list, out Func<IDictionary<string, int>> dictionary, out Func<dynamic> ns, out Func<ILock> lk)
+    {
+        var manager = new D.Manager();
+        list = items => manager.List(items);
+        dictionary = manager.Dictionary<string, int>;
+        ns = manager.Namespace;
+        lk = manager.Lock;
+        return manager;
+    }
 
     public IWorker Start(Action body)
     {

@@ -289,6 +289,32 @@ public abstract class TwinTests(IFlavor flavor)
     }
 
     [Fact]
+    public void A_manager_makes_lists_dictionaries_namespaces_and_locks_a_worker_can_change()
+    {
+        using IDisposable manager = Flavor.Manager(out var list, out var dictionary, out var ns, out var lk);
+        IList<int> numbers = list([3, 1, 2]);
+        IDictionary<string, int> map = dictionary();
+        ILock guard = lk();
+        IWorker worker = Flavor.Start(() =>
+        {
+            using (guard.EnterScope())
+            {
+                numbers.Add(4);
+                map["four"] = 4;
+            }
+        });
+        Assert.True(worker.Join(Long));
+        Assert.Equal(0, worker.ExitCode);
+        Assert.Equal([3, 1, 2, 4], numbers.ToArray());
+        Assert.Equal("[3, 1, 2, 4]", numbers.ToString());
+        Assert.Equal(4, map["four"]);
+        dynamic space = ns();
+        space.x = 5;
+        Assert.Equal(5, (int)space.x);
+        Assert.False(guard.IsLocked);
+    }
+
+    [Fact]
     public void A_pool_maps_applies_and_reports_a_failure()
     {
         Assert.Equal(Enumerable.Range(0, 50).Select(i => i * i), Flavor.Map(i => i * i, Enumerable.Range(0, 50)));
