@@ -5,7 +5,7 @@ using Bench.Harness;
 
 // Benchmarks against CPython on the same machine, in the same run. Children started by the library re-run this
 // program's command line but never reach Main (the library's startup hook takes over), so this code runs only here.
-Benchmark[] all = [new StartBenchmark(), new SerializerBenchmark(), new PipeBenchmark(), new PoolBenchmark(), new ManagerBenchmark(), new SyncBenchmark(), new ShmBenchmark(), new QueueBenchmark()];
+Benchmark[] all = [new StartBenchmark(), new SerializerBenchmark(), new PipeBenchmark(), new PoolBenchmark(), new ManagerBenchmark(), new SyncBenchmark(), new ShmBenchmark(), new QueueBenchmark(), new DummyBenchmark()];
 
 if (args.Contains("--help") || args.Contains("-h") || args.Contains("--list"))
 {

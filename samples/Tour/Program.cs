@@ -104,6 +104,7 @@ internal static class Program
         SynchronizationExamples.Run();
         SharedMemoryExamples.Run();
         QueueExamples.Run();
+        DummyExamples.Run();
     }
 
     // Python:  def send(conn): conn.send("Hello World"); conn.close()

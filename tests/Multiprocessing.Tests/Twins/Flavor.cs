@@ -1,0 +1,191 @@
+using D = Multiprocessing.Dummy;
+using mp = Multiprocessing;
+
+namespace Multiprocessing.Tests.Twins;
+
+/// <summary>A started process or thread, seen through what both kinds have.</summary>
+public interface IWorker
+{
+    bool Join(TimeSpan timeout);
+
+    int? ExitCode { get; }
+
+    RemoteException? Error { get; }
+
+    bool IsAlive { get; }
+}
+
+/// <summary>
+/// Makes the objects of one namespace — <c>Multiprocessing</c> or <c>Multiprocessing.Dummy</c> — behind the interfaces
+/// both implement, so one behavioural test runs against both twins. Bodies passed to <see cref="Start"/> must capture
+/// only locals (they cross to a child process in the process flavour).
+/// </summary>
+public interface IFlavor
+{
+    ILock Lock();
+
+    ILock RLock();
+
+    ISemaphore Semaphore(int initial);
+
+    ISemaphore BoundedSemaphore(int initial);
+
+    IEvent Event();
+
+    ICondition Condition(ILock? lk = null);
+
+    IBarrier Barrier(int parties, Action? action = null, TimeSpan? timeout = null);
+
+    (IConnection First, IConnection Second) Pipe(bool duplex = true);
+
+    ISharedValue<int> Value(int initial);
+
+    ISharedArray<int> Array(int length);
+
+    IQueue<int> Queue(int maxSize = 0);
+
+    IJoinableQueue<int> JoinableQueue();
+
+    IWorker Start(Action body);
+
+    /// <summary>Starts a manager and hands back what it makes as delegates; dispose the result to shut it down.</summary>
+    IDisposable Manager(out Func<IEnumerable<int>, IList<int>> list, out Func<IDictionary<string, int>> dictionary, out Func<dynamic> ns, out Func<ILock> lk);
+
+    IReadOnlyList<int> Map(Func<int, int> func, IEnumerable<int> items);
+
+    int Apply(Func<int> func);
+}
+
+internal sealed class ProcessFlavor : IFlavor
+{
+    public ILock Lock() => new mp.Lock();
+
+    public ILock RLock() => new mp.RLock();
+
+    public ISemaphore Semaphore(int initial) => new mp.Semaphore(initial);
+
+    public ISemaphore BoundedSemaphore(int initial) => new mp.BoundedSemaphore(initial);
+
+    public IEvent Event() => new mp.Event();
+
+    public ICondition Condition(ILock? lk = null) => new mp.Condition(lk);
+
+    public IBarrier Barrier(int parties, Action? action = null, TimeSpan? timeout = null) => new mp.Barrier(parties, action, timeout);
+
+    public (IConnection First, IConnection Second) Pipe(bool duplex = true) => mp.Pipe.Create(duplex);
+
+    public ISharedValue<int> Value(int initial) => new mp.SharedValue<int>(initial);
+
+    public ISharedArray<int> Array(int length) => new mp.SharedArray<int>(length);
+
+    public IQueue<int> Queue(int maxSize = 0) => new mp.Queue<int>(maxSize);
+
+    public IJoinableQueue<int> JoinableQueue() => new mp.JoinableQueue<int>();
+
+    public IDisposable Manager(out Func<IEnumerable<int>, IList<int>> list, out Func<IDictionary<string, int>> dictionary, out Func<dynamic> ns, out Func<ILock> lk)
+    {
+        var manager = new mp.Manager();
+        list = items => manager.List(items);
+        dictionary = manager.Dictionary<string, int>;
+        ns = manager.Namespace;
+        lk = manager.Lock;
+        return manager;
+    }
+
+    public IWorker Start(Action body)
+    {
+        var process = new mp.Process(body);
+        process.Start();
+        return new Worker(process);
+    }
+
+    public IReadOnlyList<int> Map(Func<int, int> func, IEnumerable<int> items)
+    {
+        using var pool = new mp.Pool(2);
+        return pool.Map(func, items);
+    }
+
+    public int Apply(Func<int> func)
+    {
+        using var pool = new mp.Pool(1);
+        return pool.Apply(func);
+    }
+
+    private sealed class Worker(mp.Process process) : IWorker
+    {
+        public int? ExitCode => process.ExitCode;
+
+        public RemoteException? Error => process.Error;
+
+        public bool IsAlive => process.IsAlive;
+
+        public bool Join(TimeSpan timeout) => process.Join(timeout);
+    }
+}
+
+internal sealed class DummyFlavor : IFlavor
+{
+    public ILock Lock() => new D.Lock();
+
+    public ILock RLock() => new D.RLock();
+
+    public ISemaphore Semaphore(int initial) => new D.Semaphore(initial);
+
+    public ISemaphore BoundedSemaphore(int initial) => new D.BoundedSemaphore(initial);
+
+    public IEvent Event() => new D.Event();
+
+    public ICondition Condition(ILock? lk = null) => new D.Condition(lk);
+
+    public IBarrier Barrier(int parties, Action? action = null, TimeSpan? timeout = null) => new D.Barrier(parties, action, timeout);
+
+    public (IConnection First, IConnection Second) Pipe(bool duplex = true) => D.Pipe.Create(duplex);
+
+    public ISharedValue<int> Value(int initial) => new D.SharedValue<int>(initial);
+
+    public ISharedArray<int> Array(int length) => new D.SharedArray<int>(length);
+
+    public IQueue<int> Queue(int maxSize = 0) => new D.Queue<int>(maxSize);
+
+    public IJoinableQueue<int> JoinableQueue() => new D.JoinableQueue<int>();
+
+    public IDisposable Manager(out Func<IEnumerable<int>, IList<int>> list, out Func<IDictionary<string, int>> dictionary, out Func<dynamic> ns, out Func<ILock> lk)
+    {
+        var manager = new D.Manager();
+        list = items => manager.List(items);
+        dictionary = manager.Dictionary<string, int>;
+        ns = manager.Namespace;
+        lk = manager.Lock;
+        return manager;
+    }
+
+    public IWorker Start(Action body)
+    {
+        var process = new D.Process(body);
+        process.Start();
+        return new Worker(process);
+    }
+
+    public IReadOnlyList<int> Map(Func<int, int> func, IEnumerable<int> items)
+    {
+        using var pool = new D.Pool(2);
+        return pool.Map(func, items);
+    }
+
+    public int Apply(Func<int> func)
+    {
+        using var pool = new D.Pool(1);
+        return pool.Apply(func);
+    }
+
+    private sealed class Worker(D.Process process) : IWorker
+    {
+        public int? ExitCode => process.ExitCode;
+
+        public RemoteException? Error => process.Error;
+
+        public bool IsAlive => process.IsAlive;
+
+        public bool Join(TimeSpan timeout) => process.Join(timeout);
+    }
+}
