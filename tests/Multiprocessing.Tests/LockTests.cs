@@ -300,4 +300,16 @@ public sealed class LockTests
         Assert.False(rl.IsHeldByCurrentThread);
         Assert.False(rl.TryAcquire(TimeSpan.Zero));
     }
+
+    [Fact]
+    public void A_negative_timeout_is_refused_even_when_the_lock_is_free()
+    {
+        using var lk = new mp.Lock();
+        using var rlock = new mp.RLock();
+        Assert.Throws<ArgumentOutOfRangeException>(() => lk.TryAcquire(TimeSpan.FromSeconds(-2)));
+        Assert.Throws<ArgumentOutOfRangeException>(() => rlock.TryAcquire(TimeSpan.FromSeconds(-2)));
+        Assert.False(lk.IsLocked);
+        Assert.True(lk.TryAcquire(Timeout.InfiniteTimeSpan));
+        lk.Release();
+    }
 }

@@ -58,6 +58,7 @@ public sealed unsafe class Lock : ILock, IScopeRelease, IConditionLock, IPeerDea
     /// <exception cref="AbandonedMutexException">The previous holder's process died holding it; the caller holds it now.</exception>
     public bool TryAcquire(TimeSpan timeout = default)
     {
+        ValidateTimeout(timeout); // a bad timeout is refused even when the lock is free
         int* word = Word;
         return FutexMutex.TryEnterFast(word) || EnterSlow(word, Deadline.After(timeout), null);
     }
@@ -151,6 +152,14 @@ public sealed unsafe class Lock : ILock, IScopeRelease, IConditionLock, IPeerDea
                 throw new AbandonedMutexException("A process died holding this lock; the caller holds it now, but the state it guards may be inconsistent.");
             default:
                 return false;
+        }
+    }
+
+    private static void ValidateTimeout(TimeSpan timeout)
+    {
+        if (timeout < TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "A timeout must be zero or positive, or Timeout.InfiniteTimeSpan to wait forever.");
         }
     }
 }

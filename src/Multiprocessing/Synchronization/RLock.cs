@@ -58,6 +58,7 @@ public sealed unsafe class RLock : ILock, IScopeRelease, IConditionLock, IPeerDe
     /// <exception cref="AbandonedMutexException">The previous owner's process died holding it; the caller owns it now.</exception>
     public bool TryAcquire(TimeSpan timeout = default)
     {
+        ValidateTimeout(timeout); // a bad timeout is refused even when the lock is free
         int* state = State;
         int thread = Environment.CurrentManagedThreadId;
         if (FutexMutex.TryEnterFast(state))
@@ -206,6 +207,14 @@ public sealed unsafe class RLock : ILock, IScopeRelease, IConditionLock, IPeerDe
                 throw new AbandonedMutexException("A process died holding this lock; the caller owns it now, but the state it guards may be inconsistent.");
             default:
                 return false;
+        }
+    }
+
+    private static void ValidateTimeout(TimeSpan timeout)
+    {
+        if (timeout < TimeSpan.Zero && timeout != Timeout.InfiniteTimeSpan)
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeout), timeout, "A timeout must be zero or positive, or Timeout.InfiniteTimeSpan to wait forever.");
         }
     }
 }
