@@ -7,7 +7,7 @@ namespace Multiprocessing;
 /// The result of work submitted to a <see cref="Pool"/> (Python's <c>AsyncResult</c>): wait for it, read it, or await it.
 /// </summary>
 /// <typeparam name="T">The result's type.</typeparam>
-public sealed class AsyncResult<T>
+public class AsyncResult<T>
 {
     private readonly TaskCompletionSource<T> _source = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly Action<T>? _callback;
