@@ -389,4 +389,17 @@ public sealed class PoolTests
         Assert.Equal(2, queued.Get(Tests.Bounded.Long));
         Assert.Equal(Enumerable.Range(0, 10), await Bounded(() => pool.Map(x => x, Enumerable.Range(0, 10))));
     }
+
+    [Fact]
+    public async Task A_worker_killed_while_idle_is_replaced_without_waiting_for_a_task()
+    {
+        using var pool = new mp.Pool(1);
+        int first = await Bounded(() => pool.Apply(() => Environment.ProcessId));
+        Assert.Equal([first], pool.WorkerPids);
+        System.Diagnostics.Process.GetProcessById(first).Kill();
+        Assert.True(SpinWait.SpinUntil(() => pool.WorkerPids is [int pid] && pid != first, Tests.Bounded.Long), "the idle worker was not replaced");
+        int second = await Bounded(() => pool.Apply(() => Environment.ProcessId));
+        Assert.NotEqual(first, second);
+        Assert.Equal([second], pool.WorkerPids);
+    }
 }

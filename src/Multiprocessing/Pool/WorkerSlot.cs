@@ -110,6 +110,11 @@ internal sealed class WorkerSlot(Pool pool, int number)
     /// <summary>True while the slot's thread waits for work with a live worker (under the pool's gate).</summary>
     private bool _idle;
 
+    /// <summary>Set (under the pool's gate) by the process watch when the current worker ends.</summary>
+    private bool _workerDied;
+
+    private IDisposable? _deathWatch;
+
     /// <summary>True while a synchronous caller receives its own result on this slot's connection; the slot's thread keeps off.</summary>
     private volatile bool _borrowed;
 
@@ -146,6 +151,24 @@ internal sealed class WorkerSlot(Pool pool, int number)
             _worker = worker;
             _connection = ours;
             _tasksHanded = 0;
+            _workerDied = false;
+        }
+
+        // A worker that dies while idle (killed from outside, out of memory) is replaced at once, not at the next task.
+        IDisposable? watch = Platform.ProcessWatch.WhenExited(worker.Pid!.Value, () =>
+        {
+            lock (pool.Gate)
+            {
+                if (_worker == worker)
+                {
+                    _workerDied = true;
+                    Monitor.PulseAll(pool.Gate);
+                }
+            }
+        });
+        lock (pool.Gate)
+        {
+            _deathWatch = watch;
         }
 
         lock (_sendLock) // a submitter may still be finishing a send to the old worker
@@ -267,6 +290,11 @@ internal sealed class WorkerSlot(Pool pool, int number)
                     break; // recycle below, then come back for work
                 }
 
+                if (_workerDied)
+                {
+                    break; // replaced below (Recycle), before any task is handed to it
+                }
+
                 _idle = _worker is not null && _connection is not null && !(pool.MaxTasksPerChild is { } quota && _tasksHanded >= quota);
                 Monitor.Wait(pool.Gate);
                 _idle = false;
@@ -381,7 +409,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
     /// </summary>
     public bool TryAssignDirect(PoolJob job, bool borrow)
     {
-        if (!_idle || _connection is null || _worker is null || !Monitor.TryEnter(_sendLock))
+        if (!_idle || _workerDied || _connection is null || _worker is null || !Monitor.TryEnter(_sendLock))
         {
             return false; // never wait for the send lock under the gate: its holder may be waiting for the gate
         }
@@ -689,15 +717,20 @@ internal sealed class WorkerSlot(Pool pool, int number)
     {
         Connection? connection;
         Process? worker;
+        IDisposable? watch;
         lock (pool.Gate)
         {
             connection = _connection;
             worker = _worker;
+            watch = _deathWatch;
             _connection = null;
             _worker = null;
+            _deathWatch = null;
+            _workerDied = false;
             WorkerPid = null;
         }
 
+        watch?.Dispose();
         connection?.Dispose();
         if (worker is not null && !worker.IsAlive)
         {
