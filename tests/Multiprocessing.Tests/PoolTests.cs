@@ -402,4 +402,21 @@ public sealed class PoolTests
         Assert.NotEqual(first, second);
         Assert.Equal([second], pool.WorkerPids);
     }
+
+    [Fact]
+    public async Task Cancelling_a_task_queued_behind_a_running_one_fails_only_the_cancelled_task()
+    {
+        using var pool = new mp.Pool(1);
+        using var scratch = new ScratchDirectory();
+        string started = scratch.File("started");
+        using var cts = new CancellationTokenSource();
+        mp.AsyncResult<int> running = pool.ApplyAsync(() => { File.WriteAllText(started, ""); Thread.Sleep(300); return 1; });
+        mp.AsyncResult<int> behind = pool.ApplyAsync(() => { Thread.Sleep(Timeout.Infinite); return 2; }, cancellationToken: cts.Token);
+        await Bounded(() => SpinWait.SpinUntil(() => File.Exists(started), Tests.Bounded.Long));
+        await cts.CancelAsync();
+        Assert.Equal(1, running.Get(Tests.Bounded.Long));
+        Assert.True(behind.Wait(Tests.Bounded.Long));
+        Assert.ThrowsAny<OperationCanceledException>(() => behind.Get());
+        Assert.Equal(3, await Bounded(() => pool.Apply(() => 3)));
+    }
 }

@@ -503,7 +503,7 @@ public sealed class Pool : IDisposable
         }
         else
         {
-            holder?.KillWorker();
+            holder?.KillWorkerFor(job);
         }
     }
 

@@ -113,6 +113,9 @@ internal sealed class WorkerSlot(Pool pool, int number)
     /// <summary>Set (under the pool's gate) by the process watch when the current worker ends.</summary>
     private bool _workerDied;
 
+    /// <summary>The task a deliberate kill of the current worker was for (under the pool's gate).</summary>
+    private PoolJob? _killedFor;
+
     private IDisposable? _deathWatch;
 
     /// <summary>True while a synchronous caller receives its own result on this slot's connection; the slot's thread keeps off.</summary>
@@ -152,6 +155,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
             _connection = ours;
             _tasksHanded = 0;
             _workerDied = false;
+            _killedFor = null;
         }
 
         // A worker that dies while idle (killed from outside, out of memory) is replaced at once, not at the next task.
@@ -194,6 +198,20 @@ internal sealed class WorkerSlot(Pool pool, int number)
 
     /// <summary>Whether <paramref name="job"/> is the task the worker is running now (under the pool's gate).</summary>
     public bool IsRunning(PoolJob job) => _inFlight.TryPeek(out PoolJob? head) && head == job;
+
+    /// <summary>
+    /// Stops the worker on purpose, to enforce <paramref name="job"/>'s timeout or cancellation. If that task completes
+    /// anyway before the worker is gone, the task the worker started next is not at fault and goes back to the queue.
+    /// </summary>
+    public void KillWorkerFor(PoolJob job)
+    {
+        lock (pool.Gate)
+        {
+            _killedFor = job;
+        }
+
+        KillWorker();
+    }
 
     /// <summary>Stops the current worker; the slot's thread sees its connection end and handles the rest.</summary>
     public void KillWorker()
@@ -525,7 +543,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
             if (!_connection.Poll(wait))
             {
                 head.TimedOut = true;
-                KillWorker();
+                KillWorkerFor(head);
                 _ = _connection.Poll(TimeSpan.FromSeconds(30)); // its end of stream (a killed process's socket closes at once)
             }
 
@@ -575,7 +593,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
 
         if (nextCancelled)
         {
-            KillWorker();
+            KillWorkerFor(_inFlight.Peek());
         }
 
         if (result.Kind == WorkResultKind.Success)
@@ -603,11 +621,14 @@ internal sealed class WorkerSlot(Pool pool, int number)
         {
             bool terminated = pool.State == PoolState.Terminated;
             bool first = true;
+            PoolJob? target = _killedFor;
+            _killedFor = null;
             var requeue = new List<PoolJob>();
             while (_inFlight.TryDequeue(out PoolJob? job))
             {
                 job.Slot = null;
-                if (first || job.Cancelled || terminated)
+                bool innocent = first && target is not null && job != target && !job.Cancelled && !job.TimedOut;
+                if ((first && !innocent) || job.Cancelled || terminated)
                 {
                     failed.Add(job);
                 }
