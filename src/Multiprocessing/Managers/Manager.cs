@@ -51,7 +51,18 @@ public sealed class Manager : IDisposable
         {
             ours.Dispose();
             theirs.Dispose();
-            server.Kill();
+            if (server.Pid is not null)
+            {
+                try
+                {
+                    server.Kill();
+                }
+                catch (InvalidOperationException)
+                {
+                    // already ended: the original exception is what matters
+                }
+            }
+
             throw;
         }
 

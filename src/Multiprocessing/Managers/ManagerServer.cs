@@ -60,7 +60,7 @@ internal sealed class ManagerServer : IDisposable
         lock (_gate)
         {
             _named[name] = (interfaceType, factory);
-            _factories.TryAdd(interfaceType, factory);
+            _factories[interfaceType] = factory; // a later registration replaces, as on a local manager
         }
     }
 
