@@ -277,6 +277,11 @@ internal sealed class WorkerSlot(Pool pool, int number)
                     return false;
                 }
 
+                if (_workerDied && _inFlight.Count == 0)
+                {
+                    break; // replaced below (Recycle), before any task is handed to it
+                }
+
                 int allowance = Depth - _inFlight.Count;
                 if (pool.MaxTasksPerChild is { } max)
                 {
@@ -306,11 +311,6 @@ internal sealed class WorkerSlot(Pool pool, int number)
                 if (pool.MaxTasksPerChild is { } limit && _tasksHanded >= limit)
                 {
                     break; // recycle below, then come back for work
-                }
-
-                if (_workerDied)
-                {
-                    break; // replaced below (Recycle), before any task is handed to it
                 }
 
                 _idle = _worker is not null && _connection is not null && !(pool.MaxTasksPerChild is { } quota && _tasksHanded >= quota);
