@@ -152,7 +152,7 @@ public sealed class Pool : IDisposable
     {
         ArgumentNullException.ThrowIfNull(func);
         ArgumentNullException.ThrowIfNull(items);
-        ValidateChunkSize(chunkSize);
+        Pooling.MapChunking.ValidateChunkSize(chunkSize);
         T[] all = items.ToArray();
         var result = new AsyncResult<IReadOnlyList<TResult>>();
         ThrowIfNotRunning();
@@ -162,57 +162,33 @@ public sealed class Pool : IDisposable
             return result;
         }
 
-        int size = chunkSize ?? (timeout is null ? DefaultChunkSize(all.Length) : 1);
-        int chunks = (all.Length + size - 1) / size;
-        var results = new TResult[all.Length];
-        var failures = new Exception?[chunks];
-        int remaining = chunks;
-        int completed = 0;
-
-        void Done()
+        int size = chunkSize ?? (timeout is null ? Pooling.MapChunking.DefaultChunkSize(all.Length, Processes) : 1);
+        var gather = new Pooling.MapGather<TResult>(all.Length, size, progress, result.SetResult, result.SetException);
+        for (int c = 0; c < gather.Chunks; c++)
         {
-            if (Interlocked.Decrement(ref remaining) > 0)
-            {
-                return;
-            }
-
-            Exception? first = Array.Find(failures, f => f is not null);
-            if (first is null)
-            {
-                result.SetResult(results);
-            }
-            else
-            {
-                result.SetException(first);
-            }
-        }
-
-        for (int c = 0; c < chunks; c++)
-        {
-            int start = c * size;
-            int index = c;
-            int count = Math.Min(size, all.Length - start);
+            int chunk = c;
             Submit(
                 () =>
                 {
                     try
                     {
-                        for (int i = start; i < start + count; i++)
+                        int start = gather.StartOf(chunk);
+                        Span<TResult> slot = gather.SlotOf(chunk);
+                        for (int i = 0; i < slot.Length; i++)
                         {
-                            results[i] = func(all[i]);
+                            slot[i] = func(all[start + i]);
                         }
-
-                        progress?.Report(Interlocked.Add(ref completed, count));
                     }
                     catch (Exception ex)
                     {
-                        failures[index] = RemoteException.FromException(ex);
+                        gather.Failed(chunk, RemoteException.FromException(ex));
+                        return;
                     }
 
-                    Done();
+                    gather.Succeeded(chunk);
                 },
-                result.SetException,
-                timeout is { } t && t != Timeout.InfiniteTimeSpan ? t * count : timeout,
+                error => gather.Failed(chunk, error),
+                timeout is { } t && t != Timeout.InfiniteTimeSpan ? t * gather.CountOf(chunk) : timeout,
                 cancellationToken);
         }
 
@@ -239,7 +215,7 @@ public sealed class Pool : IDisposable
     {
         ArgumentNullException.ThrowIfNull(func);
         ArgumentNullException.ThrowIfNull(items);
-        ValidateChunkSize(chunkSize);
+        Pooling.MapChunking.ValidateChunkSize(chunkSize);
         ThrowIfNotRunning();
         return Iterate(func, items, chunkSize ?? 1, timeout, progress, ordered: true, cancellationToken);
     }
@@ -256,7 +232,7 @@ public sealed class Pool : IDisposable
     {
         ArgumentNullException.ThrowIfNull(func);
         ArgumentNullException.ThrowIfNull(items);
-        ValidateChunkSize(chunkSize);
+        Pooling.MapChunking.ValidateChunkSize(chunkSize);
         ThrowIfNotRunning();
         return Iterate(func, items, chunkSize ?? 1, timeout, progress, ordered: false, cancellationToken);
     }
@@ -391,19 +367,6 @@ public sealed class Pool : IDisposable
 
     private static OperationCanceledException TerminatedException() => new("The pool was terminated before this task completed.");
 
-    private static void ValidateChunkSize(int? chunkSize)
-    {
-        if (chunkSize is { } size)
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(size, 1, nameof(chunkSize));
-        }
-    }
-
-    private int DefaultChunkSize(int count)
-    {
-        int size = Math.DivRem(count, Processes * 4, out int extra);
-        return extra > 0 ? size + 1 : Math.Max(size, 1);
-    }
 
     private void ThrowIfNotRunning()
     {

@@ -162,7 +162,7 @@ public sealed class Pool : IDisposable
     {
         ArgumentNullException.ThrowIfNull(func);
         ArgumentNullException.ThrowIfNull(items);
-        ValidateChunkSize(chunkSize);
+        MapChunking.ValidateChunkSize(chunkSize);
         T[] all = items.ToArray();
         var result = new AsyncResult<IReadOnlyList<TResult>>();
         ThrowIfNotRunning();
@@ -172,50 +172,21 @@ public sealed class Pool : IDisposable
             return result;
         }
 
-        int size = chunkSize ?? (timeout is null ? DefaultChunkSize(all.Length) : 1);
-        int chunks = (all.Length + size - 1) / size;
-        var results = new TResult[all.Length];
-        var failures = new Exception?[chunks];
-        int remaining = chunks;
-        int completed = 0;
-
-        void Done()
-        {
-            if (Interlocked.Decrement(ref remaining) > 0)
-            {
-                return;
-            }
-
-            Exception? first = Array.Find(failures, f => f is not null);
-            if (first is null)
-            {
-                result.SetResult(results);
-            }
-            else
-            {
-                result.SetException(first);
-            }
-        }
-
+        int size = chunkSize ?? (timeout is null ? MapChunking.DefaultChunkSize(all.Length, Processes) : 1);
+        var gather = new MapGather<TResult>(all.Length, size, progress, result.SetResult, result.SetException);
         long functionId = WorkItem.NewFunctionId(); // one function for every chunk: each worker receives it once
-        for (int c = 0; c < chunks; c++)
+        for (int c = 0; c < gather.Chunks; c++)
         {
-            int start = c * size;
-            int index = c;
-            T[] slice = all[start..Math.Min(start + size, all.Length)];
+            int chunk = c;
+            T[] slice = all.AsSpan(gather.StartOf(chunk), gather.CountOf(chunk)).ToArray();
             Submit(
                 new MapChunk<T, TResult>(func, functionId, slice),
                 value =>
                 {
-                    ((TResult[])value!).CopyTo(results, start);
-                    progress?.Report(Interlocked.Add(ref completed, slice.Length));
-                    Done();
+                    ((TResult[])value!).CopyTo(gather.SlotOf(chunk));
+                    gather.Succeeded(chunk);
                 },
-                error =>
-                {
-                    failures[index] = error;
-                    Done();
-                },
+                error => gather.Failed(chunk, error),
                 timeout is { } t && t != Timeout.InfiniteTimeSpan ? t * slice.Length : timeout,
                 cancellationToken);
         }
@@ -244,7 +215,7 @@ public sealed class Pool : IDisposable
     {
         ArgumentNullException.ThrowIfNull(func);
         ArgumentNullException.ThrowIfNull(items);
-        ValidateChunkSize(chunkSize);
+        MapChunking.ValidateChunkSize(chunkSize);
         ThrowIfNotRunning();
         return Iterate(func, items, chunkSize ?? 1, timeout, progress, ordered: true, cancellationToken);
     }
@@ -261,7 +232,7 @@ public sealed class Pool : IDisposable
     {
         ArgumentNullException.ThrowIfNull(func);
         ArgumentNullException.ThrowIfNull(items);
-        ValidateChunkSize(chunkSize);
+        MapChunking.ValidateChunkSize(chunkSize);
         ThrowIfNotRunning();
         return Iterate(func, items, chunkSize ?? 1, timeout, progress, ordered: false, cancellationToken);
     }
@@ -398,20 +369,6 @@ public sealed class Pool : IDisposable
 
     internal RemoteException? InitializerError => _initializerError;
 
-    /// <summary>Python's default: chunks of about items / (4 × processes), rounded up.</summary>
-    private int DefaultChunkSize(int count)
-    {
-        int size = Math.DivRem(count, Processes * 4, out int extra);
-        return extra > 0 ? size + 1 : Math.Max(size, 1);
-    }
-
-    private static void ValidateChunkSize(int? chunkSize)
-    {
-        if (chunkSize is { } size)
-        {
-            ArgumentOutOfRangeException.ThrowIfLessThan(size, 1, nameof(chunkSize));
-        }
-    }
 
     internal static OperationCanceledException TerminatedException() => new("The pool was terminated before this task completed.");
 
