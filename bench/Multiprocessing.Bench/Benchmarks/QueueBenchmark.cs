@@ -58,6 +58,7 @@ public sealed partial class QueueBenchmark : Benchmark
         var intBatches = new List<double>();
         var kib = new List<double>();
         var mib = new List<double>();
+        var mibInto = new List<double>();
         var four = new List<double>();
         var ringInts = new List<double>();
         var ringKib = new List<double>();
@@ -79,6 +80,7 @@ public sealed partial class QueueBenchmark : Benchmark
             Step("ours 1 KiB", kib, () => OneToOneBytes(Kib, Kilobyte));
             Step("C ring 1 KiB", ringKib, () => Ring(200_000, Kilobyte).Value);
             Step("ours 1 MiB", mib, () => OneToOneBytes(Mib, Megabyte));
+            Step("ours 1 MiB into a buffer", mibInto, () => OneToOneBytes(Mib, Megabyte, intoBuffer: true));
             Step("C ring 1 MiB", ringMib, () => Ring(500, Megabyte).Value);
             Step("ours 4x4", four, () => FourByFour(Ints));
         }
@@ -87,6 +89,7 @@ public sealed partial class QueueBenchmark : Benchmark
         Measurement oursBatches = Measurement.FromSamples(intBatches, Quantity.MessagesPerSecond);
         Measurement oursKib = Measurement.FromSamples(kib, Quantity.MessagesPerSecond);
         Measurement oursMib = Measurement.FromSamples(mib, Quantity.MessagesPerSecond);
+        Measurement oursMibInto = Measurement.FromSamples(mibInto, Quantity.MessagesPerSecond);
         Measurement oursFour = Measurement.FromSamples(four, Quantity.MessagesPerSecond);
         Measurement cInts = Measurement.FromSamples(ringInts, Quantity.MessagesPerSecond);
         Measurement cKib = Measurement.FromSamples(ringKib, Quantity.MessagesPerSecond);
@@ -96,10 +99,10 @@ public sealed partial class QueueBenchmark : Benchmark
 
         string Gbps(double messagesPerSecond, int size) => I($"{messagesPerSecond * size / 1e9:0.00} GB/s");
         context.Note(I($"CPython: multiprocessing.Queue ({startMethod} start method), the producer(s) spawned first and waiting on an Event; timed from setting it until the last item was received (4×4: until every consumer process reported its count after a None sentinel each). {PythonInts:N0} ints, {PythonKib:N0} × 1 KiB, {PythonMib:N0} × 1 MiB bytes; {Repeats} runs, median."));
-        context.Note(I($"Ours: mp.Queue<int> / mp.Queue<byte[]> (raw bytes, no serializer), the producer child waiting on a go queue; timed the same way. {Ints:N0} ints (Put/Get one by one, and PutMany/GetMany in batches of {Batch}), {Kib:N0} × 1 KiB, {Mib:N0} × 1 MiB (each Get returns a new byte[], as CPython's get returns a new bytes); 4×4: {Ints:N0} ints from 4 producer processes to 4 consumer processes. {Repeats} runs, median."));
+        context.Note(I($"Ours: mp.Queue<int> / mp.Queue<byte[]> (raw bytes, no serializer), the producer child waiting on a go queue; timed the same way. {Ints:N0} ints (Put/Get one by one, and PutMany/GetMany in batches of {Batch}), {Kib:N0} × 1 KiB, {Mib:N0} × 1 MiB (each Get returns a new byte[], as CPython's get returns a new bytes; and GetBytesInto one reused buffer); 4×4: {Ints:N0} ints from 4 producer processes to 4 consumer processes. {Repeats} runs, median."));
         context.Note("C limit: bench/c/spsc_ring.c (gcc -O2): one producer, one forked consumer, fixed 64-byte-aligned slots in MAP_SHARED memory, both sides busy-waiting (no futex), the consumer memcpys each message out and publishes its progress every 64 messages; 5 windows per run, one run between each of our repeats; median of all windows.");
         context.Note(I($"Shared memory per queued item: the memfd's allocated bytes (fstat st_blocks) with {MemoryItems:N0} items queued and no consumer, minus the empty queue's, divided by the item count. A record is a 16-byte header plus the payload, 8-byte aligned (a byte[] adds one byte for null)."));
-        context.Note(I($"GB/s (10^9 bytes/s) of the message rows: CPython 1 KiB {Gbps(pyKib.Value, Kilobyte)}, ours {Gbps(oursKib.Value, Kilobyte)}, C {Gbps(cKib.Value, Kilobyte)}; CPython 1 MiB {Gbps(pyMib.Value, Megabyte)}, ours {Gbps(oursMib.Value, Megabyte)}, C {Gbps(cMib.Value, Megabyte)}."));
+        context.Note(I($"GB/s (10^9 bytes/s) of the message rows: CPython 1 KiB {Gbps(pyKib.Value, Kilobyte)}, ours {Gbps(oursKib.Value, Kilobyte)}, C {Gbps(cKib.Value, Kilobyte)}; CPython 1 MiB {Gbps(pyMib.Value, Megabyte)}, ours {Gbps(oursMib.Value, Megabyte)} (GetBytesInto {Gbps(oursMibInto.Value, Megabyte)}), C {Gbps(cMib.Value, Megabyte)}."));
 
         return
         [
@@ -118,11 +121,15 @@ public sealed partial class QueueBenchmark : Benchmark
                 Goal = new Goal(I($"≥ 1 GB/s (ours {Gbps(oursKib.Value, Kilobyte)})"), oursKib.Value * Kilobyte >= 1e9),
             },
             new ResultRow("1 KiB, 1 → 1: C SPSC ring (in the CPython column) vs ours", cKib, oursKib),
-            new ResultRow("1 MiB, 1 → 1: CPython vs ours", pyMib, oursMib)
+            new ResultRow("1 MiB, 1 → 1: CPython get vs ours Get (a new byte[] per item)", pyMib, oursMib)
             {
                 Goal = new Goal(I($"≥ 3 GB/s (ours {Gbps(oursMib.Value, Megabyte)})"), oursMib.Value * Megabyte >= 3e9),
             },
-            new ResultRow("1 MiB, 1 → 1: C SPSC ring (in the CPython column) vs ours", cMib, oursMib),
+            new ResultRow("1 MiB, 1 → 1: CPython get vs ours GetBytesInto (the consumer's own buffer)", pyMib, oursMibInto)
+            {
+                Goal = new Goal(I($"≥ 3 GB/s (ours {Gbps(oursMibInto.Value, Megabyte)})"), oursMibInto.Value * Megabyte >= 3e9),
+            },
+            new ResultRow("1 MiB, 1 → 1: C SPSC ring (in the CPython column) vs ours GetBytesInto", cMib, oursMibInto),
             new ResultRow("ints, 4 producer processes → 4 consumer processes: CPython vs ours", pyFour, oursFour),
             new ResultRow("shared memory per queued int (ours)", null, Measurement.Exact(perInt, Quantity.Bytes)),
             new ResultRow("shared memory per queued 1 KiB byte[] (ours)", null, Measurement.Exact(perKib, Quantity.Bytes)),
@@ -206,8 +213,9 @@ public sealed partial class QueueBenchmark : Benchmark
         }
     }
 
-    private static double OneToOneBytes(int n, int size)
+    private static double OneToOneBytes(int n, int size, bool intoBuffer = false)
     {
+        byte[] buffer = new byte[size];
         using var q = new mp.Queue<byte[]>();
         using var control = new Control();
         var producer = new mp.Process<mp.Queue<byte[]>, Control, int, int>(ProduceBytes, q, control, n, size, name: "queue-producer");
@@ -217,7 +225,7 @@ public sealed partial class QueueBenchmark : Benchmark
         control.Go.Put(0);
         for (int i = 0; i < n; i++)
         {
-            if (q.Get().Length != size)
+            if ((intoBuffer ? q.GetBytesInto(buffer) : q.Get().Length) != size)
             {
                 throw new InvalidOperationException("a message changed size");
             }

@@ -113,6 +113,29 @@ public class Queue<T> : IQueue<T>, IDisposable
     /// <summary>Removes the oldest item if one comes within <paramref name="timeout"/> (zero, the default: do not wait).</summary>
     public bool TryGet(out T item, TimeSpan timeout = default) => GetCore(out item, Deadline.After(timeout));
 
+    /// <summary>
+    /// Removes the oldest item of a byte queue (<c>Queue&lt;byte[]&gt;</c>) and copies it into <paramref name="buffer"/>,
+    /// waiting as long as it takes for one; returns its length, or -1 if the item put was null (as
+    /// <see cref="Multiprocessing.Queue{T}.GetBytesInto(Span{byte})"/>).
+    /// </summary>
+    /// <exception cref="NotSupportedException">The queue's items are not <c>byte[]</c>.</exception>
+    /// <exception cref="BufferTooShortException">The item is longer than <paramref name="buffer"/>: it is removed all the same, and carried whole in <see cref="BufferTooShortException.Payload"/>.</exception>
+    public int GetBytesInto(Span<byte> buffer)
+    {
+        RequireBytes();
+        _ = GetCore(out T item, Deadline.Infinite);
+        return CopyBytes(item, buffer);
+    }
+
+    /// <summary>As <see cref="GetBytesInto(Span{byte})"/>, waiting up to <paramref name="timeout"/>; <see cref="QueueEmptyException"/> if no item came.</summary>
+    /// <exception cref="NotSupportedException">The queue's items are not <c>byte[]</c>.</exception>
+    /// <exception cref="BufferTooShortException">The item is longer than <paramref name="buffer"/> (see <see cref="GetBytesInto(Span{byte})"/>).</exception>
+    public int GetBytesInto(Span<byte> buffer, TimeSpan timeout)
+    {
+        RequireBytes();
+        return GetCore(out T item, Deadline.After(timeout)) ? CopyBytes(item, buffer) : throw QueueErrors.Empty();
+    }
+
     /// <summary>Removes and returns the oldest item, waiting asynchronously if the queue is empty.</summary>
     public ValueTask<T> GetAsync(CancellationToken cancellationToken = default) => Open.Reader.ReadAsync(cancellationToken);
 
@@ -173,6 +196,30 @@ public class Queue<T> : IQueue<T>, IDisposable
         }
 
         return true;
+    }
+
+    private static void RequireBytes()
+    {
+        if (typeof(T) != typeof(byte[]))
+        {
+            throw new NotSupportedException($"GetBytesInto is for queues of byte[]; this queue holds {typeof(T)}.");
+        }
+    }
+
+    private static int CopyBytes(T item, Span<byte> buffer)
+    {
+        if (item is not byte[] bytes)
+        {
+            return -1;
+        }
+
+        if (bytes.Length > buffer.Length)
+        {
+            throw new BufferTooShortException($"The queue's item is {bytes.Length} bytes; the buffer holds {buffer.Length}. The item was removed and is in Payload.", bytes);
+        }
+
+        bytes.CopyTo(buffer);
+        return bytes.Length;
     }
 
     private bool GetCore(out T item, Deadline deadline)

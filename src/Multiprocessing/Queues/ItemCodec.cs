@@ -60,6 +60,27 @@ internal static unsafe class ItemCodec<T>
         }
     }
 
+    /// <summary>
+    /// Copies a byte-array message into <paramref name="buffer"/>; returns its length, or -1 for a null array.
+    /// <see cref="BufferTooShortException"/> (carrying the message) when it does not fit.
+    /// </summary>
+    public static int ReadBytesInto(byte* source, int length, Span<byte> buffer)
+    {
+        if (*source == 0)
+        {
+            return -1;
+        }
+
+        var message = new ReadOnlySpan<byte>(source + 1, length - 1);
+        if (message.Length > buffer.Length)
+        {
+            throw new BufferTooShortException($"The queue's item is {message.Length} bytes; the buffer holds {buffer.Length}. The item was removed and is in Payload.", message.ToArray());
+        }
+
+        message.CopyTo(buffer);
+        return message.Length;
+    }
+
     /// <summary>Reads a message back into an item.</summary>
     public static T Read(byte* source, int length)
     {

@@ -215,6 +215,26 @@ public class Queue<T> : IQueue<T>, IDisposable
     /// <summary>Removes the oldest item if one comes within <paramref name="timeout"/> (zero, the default: do not wait).</summary>
     public bool TryGet(out T item, TimeSpan timeout = default) => GetCore(out item, Deadline.After(timeout), default);
 
+    /// <summary>
+    /// Removes the oldest item of a byte queue (<c>Queue&lt;byte[]&gt;</c>) and copies it into <paramref name="buffer"/>
+    /// rather than into a new array, waiting as long as it takes for one; returns its length, or -1 if the item put was
+    /// null. For large messages this saves the consumer an allocation per item (the receiving side of
+    /// <see cref="Connection.RecvBytesInto(Span{byte})"/>, for queues).
+    /// </summary>
+    /// <exception cref="NotSupportedException">The queue's items are not <c>byte[]</c>.</exception>
+    /// <exception cref="BufferTooShortException">The item is longer than <paramref name="buffer"/>: it is removed all the same, and carried whole in <see cref="BufferTooShortException.Payload"/>.</exception>
+    public int GetBytesInto(Span<byte> buffer)
+    {
+        _ = GetBytesCore(buffer, Deadline.Infinite, out int length);
+        return length;
+    }
+
+    /// <summary>As <see cref="GetBytesInto(Span{byte})"/>, waiting up to <paramref name="timeout"/>; <see cref="QueueEmptyException"/> if no item came.</summary>
+    /// <exception cref="NotSupportedException">The queue's items are not <c>byte[]</c>.</exception>
+    /// <exception cref="BufferTooShortException">The item is longer than <paramref name="buffer"/> (see <see cref="GetBytesInto(Span{byte})"/>).</exception>
+    public int GetBytesInto(Span<byte> buffer, TimeSpan timeout)
+        => GetBytesCore(buffer, Deadline.After(timeout), out int length) ? length : throw new QueueEmptyException();
+
     /// <summary>Removes and returns the oldest item; waits for one on another thread if the queue is empty.</summary>
     public ValueTask<T> GetAsync(CancellationToken cancellationToken = default)
     {
@@ -366,6 +386,40 @@ public class Queue<T> : IQueue<T>, IDisposable
         }
 
         Ring.Commit(position, wake);
+    }
+
+    private unsafe bool GetBytesCore(Span<byte> buffer, Deadline deadline, out int length)
+    {
+        if (typeof(T) != typeof(byte[]))
+        {
+            throw new NotSupportedException($"GetBytesInto is for queues of byte[]; this queue holds {typeof(T)}.");
+        }
+
+        Ring.Enter();
+        try
+        {
+            Span<long> positions = stackalloc long[1];
+            Span<int> lengths = stackalloc int[1];
+            if (Ring.TryTakeMany(positions, lengths, deadline, default) == 0)
+            {
+                length = 0;
+                return false;
+            }
+
+            try
+            {
+                length = ItemCodec<T>.ReadBytesInto(Ring.Payload(positions[0]), lengths[0], buffer);
+                return true;
+            }
+            finally
+            {
+                Ring.Release(positions[0]);
+            }
+        }
+        finally
+        {
+            Ring.Exit();
+        }
     }
 
     internal unsafe bool GetCore(out T item, Deadline deadline, CancellationToken cancellationToken, bool untilCompleted = false)
