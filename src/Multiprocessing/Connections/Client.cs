@@ -1,6 +1,7 @@
 using System.Net;
 using System.Net.Sockets;
 using System.Security.Authentication;
+using Multiprocessing.Platform;
 
 namespace Multiprocessing;
 
@@ -12,8 +13,9 @@ public static class Client
 {
     /// <summary>Connects to the listener at <paramref name="address"/>.</summary>
     /// <param name="address">
-    /// An <see cref="IPEndPoint"/> or <see cref="DnsEndPoint"/> (TCP), or a <see cref="UnixDomainSocketEndPoint"/>
-    /// (a path, or a Linux abstract name starting with <c>'\0'</c>).
+    /// An <see cref="IPEndPoint"/> or <see cref="DnsEndPoint"/> (TCP), a <see cref="UnixDomainSocketEndPoint"/>
+    /// (a path, or a Linux abstract name starting with <c>'\0'</c>), or a <see cref="NamedPipeEndPoint"/> (a pipe whose
+    /// instances are all busy is waited for up to a second).
     /// </param>
     /// <param name="authKey">
     /// The listener's auth key: the two sides then prove to each other that they hold it (CPython's HMAC
@@ -24,6 +26,11 @@ public static class Client
     public static Connection Connect(EndPoint address, byte[]? authKey = null)
     {
         Validate(address, authKey);
+        if (address is NamedPipeEndPoint pipe)
+        {
+            return Authenticated(ConnectPipe(pipe), authKey);
+        }
+
         Socket socket = CreateSocket(address);
         try
         {
@@ -40,13 +47,7 @@ public static class Client
             throw;
         }
 
-        Connection connection = Connected(socket);
-        if (authKey is not null)
-        {
-            Handshake.Connecting(connection, authKey, Handshake.DefaultTimeout);
-        }
-
-        return connection;
+        return Authenticated(Connected(socket), authKey);
     }
 
     /// <summary>As <see cref="Connect"/>, without blocking a thread.</summary>
@@ -57,6 +58,18 @@ public static class Client
     public static async Task<Connection> ConnectAsync(EndPoint address, byte[]? authKey = null, CancellationToken cancellationToken = default)
     {
         Validate(address, authKey);
+        Connection connection;
+        if (address is NamedPipeEndPoint pipe)
+        {
+            connection = await ConnectPipeAsync(pipe, cancellationToken).ConfigureAwait(false);
+            if (authKey is not null)
+            {
+                await Handshake.ConnectingAsync(connection, authKey, Handshake.DefaultTimeout, cancellationToken).ConfigureAwait(false);
+            }
+
+            return connection;
+        }
+
         Socket socket = CreateSocket(address);
         try
         {
@@ -73,7 +86,7 @@ public static class Client
             throw;
         }
 
-        Connection connection = Connected(socket);
+        connection = Connected(socket);
         if (authKey is not null)
         {
             await Handshake.ConnectingAsync(connection, authKey, Handshake.DefaultTimeout, cancellationToken).ConfigureAwait(false);
@@ -81,6 +94,44 @@ public static class Client
 
         return connection;
     }
+
+    private static Connection Authenticated(Connection connection, byte[]? authKey)
+    {
+        if (authKey is not null)
+        {
+            Handshake.Connecting(connection, authKey, Handshake.DefaultTimeout);
+        }
+
+        return connection;
+    }
+
+    private static Connection ConnectPipe(NamedPipeEndPoint address)
+    {
+        try
+        {
+            return new Connection(new NamedPipeTransport(NamedPipeAcceptor.Connect(address)), readable: true, writable: true);
+        }
+        catch (Exception ex) when (ex is TimeoutException or IOException or UnauthorizedAccessException)
+        {
+            throw PipeConnectFailed(address, ex);
+        }
+    }
+
+    private static async Task<Connection> ConnectPipeAsync(NamedPipeEndPoint address, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return new Connection(new NamedPipeTransport(await NamedPipeAcceptor.ConnectAsync(address, cancellationToken).ConfigureAwait(false)), readable: true, writable: true);
+        }
+        catch (Exception ex) when (ex is TimeoutException or IOException or UnauthorizedAccessException)
+        {
+            throw PipeConnectFailed(address, ex);
+        }
+    }
+
+    private static IOException PipeConnectFailed(NamedPipeEndPoint address, Exception ex) => ex is TimeoutException
+        ? new IOException($"Could not connect to {address}: no listener took the connection within {NamedPipeAcceptor.ConnectTimeout.TotalSeconds:0} s (is one listening?).", ex)
+        : new IOException($"Could not connect to {address}: {ex.Message}", ex);
 
     private static void Validate(EndPoint address, byte[]? authKey)
     {
@@ -96,7 +147,7 @@ public static class Client
         UnixDomainSocketEndPoint => new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified),
         IPEndPoint ip => new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp),
         DnsEndPoint => new Socket(SocketType.Stream, ProtocolType.Tcp), // dual mode: tries each address the name has
-        _ => throw new ArgumentException($"Cannot connect to a {address.GetType().Name}: pass an IPEndPoint, a DnsEndPoint or a UnixDomainSocketEndPoint.", nameof(address)),
+        _ => throw new ArgumentException($"Cannot connect to a {address.GetType().Name}: pass an IPEndPoint, a DnsEndPoint, a UnixDomainSocketEndPoint or a NamedPipeEndPoint.", nameof(address)),
     };
 
     private static Connection Connected(Socket socket)

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
+using Multiprocessing.Platform;
 using Multiprocessing.Serialization;
 
 namespace Multiprocessing;
@@ -27,7 +28,7 @@ public sealed class Connection : IConnection
     [ThreadStatic]
     private static ArrayBufferWriter<byte>? t_buffer;
 
-    private readonly Socket _socket;
+    private readonly ConnectionTransport _transport;
     private readonly SemaphoreSlim _sendGate = new(1, 1);
     private readonly SemaphoreSlim _receiveGate = new(1, 1);
     private bool _readable;
@@ -62,11 +63,16 @@ public sealed class Connection : IConnection
     internal int BufferedByteCount => _aheadEnd - _aheadStart;
 
     internal Connection(Socket socket, bool readable, bool writable, bool shutUnusedDirection = true)
+        : this(new SocketTransport(socket), readable, writable, shutUnusedDirection)
     {
-        _socket = socket;
+    }
+
+    internal Connection(ConnectionTransport transport, bool readable, bool writable, bool shutUnusedDirection = true)
+    {
+        _transport = transport;
         _readable = readable;
         _writable = writable;
-        _carriesHandles = Platform.HandlePassing.CanCarry(socket);
+        _carriesHandles = transport.Socket is { } socket && Platform.HandlePassing.CanCarry(socket);
         if (shutUnusedDirection && !readable)
         {
             TryShutdown(SocketShutdown.Receive);
@@ -78,7 +84,11 @@ public sealed class Connection : IConnection
         }
     }
 
-    internal Socket Socket => _socket;
+    /// <summary>The socket under the connection (tests look at its addresses); connections over named pipes have none.</summary>
+    internal Socket Socket => _transport.Socket ?? throw new InvalidOperationException("This connection runs over a named pipe, not a socket.");
+
+    /// <summary>The OS handle under the connection, which crosses to a child.</summary>
+    internal SafeHandle TransportHandle => _transport.Handle;
 
     /// <summary>The descriptor to poll; refused once closed, since the number may already belong to another file.</summary>
     private int Descriptor
@@ -86,7 +96,7 @@ public sealed class Connection : IConnection
         get
         {
             ObjectDisposedException.ThrowIf(_closed, this);
-            return (int)_socket.Handle;
+            return (int)_transport.Handle.DangerousGetHandle();
         }
     }
 
@@ -146,7 +156,7 @@ public sealed class Connection : IConnection
             {
                 if (writer.Handles is { Count: > 0 } handles)
                 {
-                    Platform.HandlePassing.SendAll(_socket, writer.WrittenSpan, handles);
+                    Platform.HandlePassing.SendAll(_transport.Socket!, writer.WrittenSpan, handles);
                 }
                 else
                 {
@@ -478,7 +488,7 @@ public sealed class Connection : IConnection
         }
 
         _closed = true;
-        _socket.Dispose();
+        _transport.Dispose();
         if (_receiveGate.Wait(0))
         {
             // Descriptors read ahead for messages nobody will receive now; a receive in flight cleans up after itself.
@@ -659,7 +669,7 @@ public sealed class Connection : IConnection
                 if (ahead && _carriesHandles)
                 {
                     List<int> arrived = _arrivals ??= [];
-                    n = Platform.HandlePassing.Receive(_socket, target, arrived);
+                    n = Platform.HandlePassing.Receive(_transport.Socket!, target, arrived);
                     if (arrived.Count > 0)
                     {
                         _pendingHandles.Add((_consumed + n, [.. arrived]));
@@ -668,7 +678,7 @@ public sealed class Connection : IConnection
                 }
                 else
                 {
-                    n = _socket.Receive(target, SocketFlags.None);
+                    n = _transport.Receive(target);
                 }
             }
             catch (IOException)
@@ -732,7 +742,7 @@ public sealed class Connection : IConnection
             int n;
             try
             {
-                n = await _socket.ReceiveAsync(buffer[done..], SocketFlags.None, cancellationToken).ConfigureAwait(false);
+                n = await _transport.ReceiveAsync(buffer[done..], cancellationToken).ConfigureAwait(false);
             }
             catch (SocketException ex)
             {
@@ -766,7 +776,7 @@ public sealed class Connection : IConnection
         {
             while (!data.IsEmpty)
             {
-                data = data[_socket.Send(data, SocketFlags.None)..];
+                data = data[_transport.Send(data)..];
             }
         }
         catch (SocketException ex)
@@ -781,7 +791,7 @@ public sealed class Connection : IConnection
         {
             while (!data.IsEmpty)
             {
-                data = data[await _socket.SendAsync(data, SocketFlags.None, cancellationToken).ConfigureAwait(false)..];
+                data = data[await _transport.SendAsync(data, cancellationToken).ConfigureAwait(false)..];
             }
         }
         catch (SocketException ex)
@@ -862,7 +872,7 @@ public sealed class Connection : IConnection
     {
         try
         {
-            _socket.Shutdown(how);
+            _transport.Shutdown(how);
         }
         catch (SocketException)
         {

@@ -29,7 +29,7 @@ internal sealed class ConnectionConverter : ObjectConverter<Connection>
             throw new CrossingException(typeof(Connection), $"cannot cross a process boundary yet: it holds {value.BufferedByteCount} bytes of messages already read from its socket; receive them first");
         }
 
-        writer.WriteVarUInt((uint)writer.AddHandle(value.Socket.SafeHandle, typeof(Connection)));
+        writer.WriteVarUInt((uint)writer.AddHandle(value.TransportHandle, typeof(Connection)));
         writer.WriteBoolean(value.Readable);
         writer.WriteBoolean(value.Writable);
     }

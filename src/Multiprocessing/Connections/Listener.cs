@@ -16,7 +16,9 @@ namespace Multiprocessing;
 /// Addresses: an <see cref="IPEndPoint"/> listens on TCP (port 0 picks a free port: read it back from
 /// <see cref="Address"/>); a <see cref="UnixDomainSocketEndPoint"/> with a path creates that socket file, owner-only
 /// (mode 0600), and removes it on <see cref="Dispose"/>; one whose name starts with <c>'\0'</c> is a Linux abstract
-/// name, which leaves no file but which any local process can connect to, so give it an auth key.
+/// name, which leaves no file but which any local process can connect to, so give it an auth key. A
+/// <see cref="NamedPipeEndPoint"/> listens on a named pipe (Python's <c>AF_PIPE</c>), which only the current user can
+/// connect to.
 /// </para>
 /// <para>
 /// With an auth key, every accepted connection goes through CPython's HMAC challenge–response in both directions
@@ -26,7 +28,8 @@ namespace Multiprocessing;
 /// </remarks>
 public sealed class Listener : IDisposable
 {
-    private readonly Socket _socket;
+    private readonly Socket? _socket;
+    private readonly NamedPipeAcceptor? _pipes;
     private readonly byte[]? _authKey;
     private readonly string? _createdPath;
     private TimeSpan _authenticationTimeout = Handshake.DefaultTimeout;
@@ -35,8 +38,8 @@ public sealed class Listener : IDisposable
 
     /// <summary>Binds <paramref name="address"/> and starts listening.</summary>
     /// <param name="address">
-    /// An <see cref="IPEndPoint"/> (TCP) or a <see cref="UnixDomainSocketEndPoint"/> (a path, or a Linux abstract
-    /// name starting with <c>'\0'</c>).
+    /// An <see cref="IPEndPoint"/> (TCP), a <see cref="UnixDomainSocketEndPoint"/> (a path, or a Linux abstract
+    /// name starting with <c>'\0'</c>) or a <see cref="NamedPipeEndPoint"/>.
     /// </param>
     /// <param name="authKey">The shared secret peers must prove they hold; null for no authentication (as in Python).</param>
     /// <param name="backlog">How many connections may wait to be accepted.</param>
@@ -53,8 +56,9 @@ public sealed class Listener : IDisposable
 
     /// <summary>Binds <paramref name="address"/> and starts listening.</summary>
     /// <param name="address">
-    /// An <see cref="IPEndPoint"/> (TCP), a <see cref="DnsEndPoint"/> (resolved, TCP) or a
-    /// <see cref="UnixDomainSocketEndPoint"/> (a path, or a Linux abstract name starting with <c>'\0'</c>).
+    /// An <see cref="IPEndPoint"/> (TCP), a <see cref="DnsEndPoint"/> (resolved, TCP), a
+    /// <see cref="UnixDomainSocketEndPoint"/> (a path, or a Linux abstract name starting with <c>'\0'</c>) or a
+    /// <see cref="NamedPipeEndPoint"/> (a pipe on this machine; the backlog does not apply).
     /// </param>
     /// <param name="authKey">The shared secret peers must prove they hold; null for no authentication.</param>
     /// <param name="backlog">How many connections may wait to be accepted.</param>
@@ -91,6 +95,13 @@ public sealed class Listener : IDisposable
         }
 
         _authKey = authKey is null ? null : (byte[])authKey.Clone();
+        if (address is NamedPipeEndPoint pipe)
+        {
+            _pipes = new NamedPipeAcceptor(pipe);
+            Address = pipe;
+            return;
+        }
+
         _socket = ListeningSockets.Open(address, backlog, out _createdPath);
         Address = _socket.LocalEndPoint ?? address;
     }
@@ -98,7 +109,7 @@ public sealed class Listener : IDisposable
     /// <summary>The address actually bound: with port 0, the port the OS chose. Give it to <see cref="Client.Connect"/>.</summary>
     public EndPoint Address { get; }
 
-    /// <summary>The address of the peer last accepted (unnamed Unix clients have an empty path), or null before the first.</summary>
+    /// <summary>The address of the peer last accepted (unnamed Unix clients have an empty path), or null before the first and for named pipes (as in Python).</summary>
     public EndPoint? LastAccepted => _lastAccepted;
 
     /// <summary>Whether the listener requires an auth key of its peers.</summary>
@@ -130,17 +141,16 @@ public sealed class Listener : IDisposable
     public Connection Accept()
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _closed) != 0, this);
-        Socket socket;
+        Connection connection;
         try
         {
-            socket = _socket.Accept();
+            connection = _pipes is not null ? Accepted(_pipes.Accept()) : Accepted(_socket!.Accept());
         }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or InvalidOperationException)
         {
             throw AcceptFailed(ex);
         }
 
-        Connection connection = Accepted(socket);
         if (_authKey is not null)
         {
             Handshake.Accepting(connection, _authKey, _authenticationTimeout);
@@ -155,17 +165,18 @@ public sealed class Listener : IDisposable
     public async Task<Connection> AcceptAsync(CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(Volatile.Read(ref _closed) != 0, this);
-        Socket socket;
+        Connection connection;
         try
         {
-            socket = await _socket.AcceptAsync(cancellationToken).ConfigureAwait(false);
+            connection = _pipes is not null
+                ? Accepted(await _pipes.AcceptAsync(cancellationToken).ConfigureAwait(false))
+                : Accepted(await _socket!.AcceptAsync(cancellationToken).ConfigureAwait(false));
         }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException or IOException or InvalidOperationException)
         {
             throw AcceptFailed(ex);
         }
 
-        Connection connection = Accepted(socket);
         if (_authKey is not null)
         {
             await Handshake.AcceptingAsync(connection, _authKey, _authenticationTimeout, cancellationToken).ConfigureAwait(false);
@@ -185,7 +196,8 @@ public sealed class Listener : IDisposable
             return;
         }
 
-        _socket.Dispose();
+        _socket?.Dispose();
+        _pipes?.Dispose();
         if (_createdPath is not null)
         {
             ListeningSockets.RemoveFile(_createdPath);
@@ -199,6 +211,12 @@ public sealed class Listener : IDisposable
 
     /// <summary>Describes the listener.</summary>
     public override string ToString() => $"<Listener {ListeningSockets.Describe(Address)}{(_authKey is null ? "" : " authenticated")}{(_closed != 0 ? " closed" : "")}>";
+
+    private Connection Accepted(System.IO.Pipes.NamedPipeServerStream pipe)
+    {
+        _lastAccepted = null;
+        return new Connection(new NamedPipeTransport(pipe), readable: true, writable: true);
+    }
 
     private Connection Accepted(Socket socket)
     {

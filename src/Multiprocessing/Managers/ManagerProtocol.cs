@@ -65,12 +65,25 @@ internal sealed record ServerAddress(EndPoint EndPoint, byte[] AuthKey)
     /// <summary>The endpoint as plain data (family and socket address bytes), since endpoints are not serializable as such.</summary>
     public (int Family, byte[] Bytes) Encode()
     {
+        if (EndPoint is NamedPipeEndPoint pipe)
+        {
+            return (PipeFamily, System.Text.Encoding.UTF8.GetBytes(pipe.ToString()));
+        }
+
         SocketAddress address = EndPoint.Serialize();
         return ((int)address.Family, address.Buffer[..address.Size].ToArray());
     }
 
+    /// <summary>The family number a named pipe's address travels under (no socket family has it).</summary>
+    private const int PipeFamily = -1;
+
     public static EndPoint Decode(int family, byte[] bytes)
     {
+        if (family == PipeFamily)
+        {
+            return new NamedPipeEndPoint(System.Text.Encoding.UTF8.GetString(bytes));
+        }
+
         var address = new SocketAddress((AddressFamily)family, bytes.Length);
         bytes.CopyTo(address.Buffer.Span);
         return (AddressFamily)family switch
