@@ -93,6 +93,22 @@ public sealed class NamedPipeTests
     }
 
     [Fact]
+    public void A_connection_over_a_pipe_can_be_handed_to_a_child()
+    {
+        var address = UniqueAddress();
+        using var listener = new mp.Listener(address);
+        Task<mp.Connection> accepting = Within.Start(listener.Accept);
+        using mp.Connection client = Within.Call(() => mp.Client.Connect(address));
+        using mp.Connection server = Within.Await(accepting);
+        var child = new mp.Process<mp.Connection>(static c => c.Send(c.Recv<string>() + " back"), server);
+        child.Start();
+        client.Send("there and");
+        Assert.Equal("there and back", Within.Call(client.Recv<string>));
+        Bounded.Join(child);
+        Assert.Equal(0, child.ExitCode);
+    }
+
+    [Fact]
     public void A_wrong_key_is_rejected_on_both_sides_and_the_listener_keeps_accepting()
     {
         var address = UniqueAddress();
