@@ -342,6 +342,63 @@ public sealed class QueueTests
     }
 
     [Fact]
+    public void An_unbounded_queue_takes_a_backlog_after_the_ring_wrapped_from_empty()
+    {
+        // 1 MiB ring, 64 KiB hot part; an int record takes 24 bytes. Run the tail into the cold part, drain the queue,
+        // then queue a backlog of 480 KB: the first Put wraps back to the ring's start, and the backlog must pass the
+        // spot where the previous lap ended (a pad nobody had skipped used to stop Put there, for good).
+        using var q = new mp.Queue<int>(MessageRing.Create(0, "test", 1 << 20, 64 << 10));
+        for (int i = 0; i < 3_000; i++)
+        {
+            q.Put(i);
+        }
+
+        for (int i = 0; i < 3_000; i++)
+        {
+            Assert.Equal(i, q.Get(TimeSpan.Zero));
+        }
+
+        for (int i = 0; i < 20_000; i++)
+        {
+            Assert.True(q.TryPut(i, TimeSpan.Zero), $"Put {i} found no room in an unbounded queue");
+        }
+
+        for (int i = 0; i < 20_000; i++)
+        {
+            Assert.Equal(i, q.Get(TimeSpan.Zero));
+        }
+    }
+
+    [Fact]
+    public void An_unbounded_queue_with_a_backlog_in_the_hot_part_does_not_wrap_into_it()
+    {
+        // Half of 2,000 items taken, then 20,000 more: wrapping to the ring's start while the other 1,000 were queued
+        // left room only up to them, and Put blocked there.
+        using var q = new mp.Queue<int>(MessageRing.Create(0, "test", 1 << 20, 64 << 10));
+        for (int i = 0; i < 2_000; i++)
+        {
+            q.Put(i);
+        }
+
+        for (int i = 0; i < 1_000; i++)
+        {
+            Assert.Equal(i, q.Get(TimeSpan.Zero));
+        }
+
+        for (int i = 2_000; i < 22_000; i++)
+        {
+            Assert.True(q.TryPut(i, TimeSpan.Zero), $"Put {i} found no room in an unbounded queue");
+        }
+
+        for (int i = 1_000; i < 22_000; i++)
+        {
+            Assert.Equal(i, q.Get(TimeSpan.Zero));
+        }
+
+        Assert.True(q.IsEmpty);
+    }
+
+    [Fact]
     public void A_small_ring_lapped_hundreds_of_times_with_backlogs_early_wraps_and_given_back_pages_keeps_every_byte()
     {
         // The default ring is 16 GiB: too big to lap in a test. This one is 1 MiB with a 64 KiB hot part and 64 KiB granules.

@@ -357,6 +357,7 @@ internal sealed unsafe class MessageRing
                         position = hot; // the lazy reclaim position held us out of the hot part: back to it
                     }
 
+                    System.Diagnostics.Debug.Assert(position + size - Volatile.Read(ref ReclaimPosition) <= RingSize, "a new record must not overlap memory the reclaim position has not passed");
                     byte* at = At(position);
                     *(int*)(at + 8) = lengths[claimed];
                     *(int*)(at + 12) = _pid;
@@ -373,6 +374,13 @@ internal sealed unsafe class MessageRing
                     }
 
                     Volatile.Write(ref Tail, end);
+                    if (position != tail)
+                    {
+                        // If every record before the pad is taken, skip the pad now, as the next consumer would: the
+                        // reclaim position can then pass it before this lap's records come round to where it lies.
+                        _ = Interlocked.CompareExchange(ref Head, position, tail);
+                    }
+
                     Volatile.Write(ref ItemsPut, ItemsPut + 1);
                     positions[claimed++] = position;
                 }
@@ -418,9 +426,14 @@ internal sealed unsafe class MessageRing
             return true; // in the hot part
         }
 
-        if (offset > 0 && (size <= HotSize || offset + size > RingSize) && reclaim >= lap + size)
+        // Back to the start of the ring (a pad record covers the rest of this lap): to reuse the hot part, only once
+        // nothing of this lap is in use any more, so the next lap has the whole ring to itself. Wrapping while records
+        // remained left room only up to the oldest of them, and a Put on an unbounded queue then blocked as soon as a
+        // backlog of a few MiB outgrew it. At the very end of a lap the wrap is forced, and needs only the room for this
+        // record. Either way the record must end before the pad, whose header the reclaim walk still has to read.
+        if (offset > 0 && (offset + size > RingSize ? reclaim >= lap + size : size <= HotSize && size <= offset && reclaim >= tail))
         {
-            position = lap + RingSize; // back to the (free) start of the ring; a pad record covers the rest of this lap
+            position = lap + RingSize;
             return true;
         }
 
