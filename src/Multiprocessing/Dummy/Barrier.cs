@@ -5,6 +5,12 @@ namespace Multiprocessing.Dummy;
 /// <summary>A barrier for threads with the API of <see cref="Multiprocessing.Barrier"/> (Python's <c>threading.Barrier</c>).</summary>
 public sealed class Barrier : IBarrier, IDisposable
 {
+    /// <summary>
+    /// The process barrier's limit (<see cref="Multiprocessing.Barrier.MaxProcesses"/>), kept so code that checks it
+    /// compiles on threads; a thread barrier tracks no processes and has no such limit.
+    /// </summary>
+    public const int MaxProcesses = Multiprocessing.Barrier.MaxProcesses;
+
     private const int Filling = 0;
     private const int Draining = 1;
     private const int Resetting = -1;

@@ -5,6 +5,12 @@ namespace Multiprocessing.Dummy;
 /// <summary>A condition variable for threads with the API of <see cref="Multiprocessing.Condition"/> (Python's <c>threading.Condition</c>).</summary>
 public sealed class Condition : ICondition, IScopeRelease, IDisposable
 {
+    /// <summary>
+    /// The process condition's limit on waiters (<see cref="Multiprocessing.Condition.MaxWaiters"/>), kept so code that
+    /// checks it compiles on threads; a thread condition has no such limit.
+    /// </summary>
+    public const int MaxWaiters = Multiprocessing.Condition.MaxWaiters;
+
     private readonly ILock _lock;
     private readonly IOwnedLock _owned;
     private readonly LinkedList<SemaphoreSlim> _waiters = new();

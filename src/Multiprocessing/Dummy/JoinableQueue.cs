@@ -21,7 +21,7 @@ public class JoinableQueue<T> : Queue<T>, IJoinableQueue<T>
     public long UnfinishedTasks => Interlocked.Read(ref _unfinished);
 
     /// <summary>A <see cref="ChannelWriter{T}"/> into the queue whose writes count as tasks.</summary>
-    public override ChannelWriter<T> Writer => _writer ??= new CountingWriter(this, base.Writer);
+    private protected override ChannelWriter<T> WriterCore => _writer ??= new CountingWriter(this, base.WriterCore);
 
     /// <summary>Marks one item as done; <see cref="InvalidOperationException"/> if called more times than items were put.</summary>
     public void TaskDone()

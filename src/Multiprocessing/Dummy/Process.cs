@@ -1,4 +1,6 @@
+using System.Runtime.InteropServices;
 using System.Text;
+using Multiprocessing.Platform;
 
 namespace Multiprocessing.Dummy;
 
@@ -25,6 +27,9 @@ public class Process : IDisposable
     private Thread? _thread;
     private int? _exitCode;
     private RemoteException? _error;
+    private bool _finished;
+    private bool _disposed;
+    private SafeHandle? _sentinel;
 
     /// <summary>Creates a thread-backed process that will run <paramref name="target"/>.</summary>
     /// <param name="target">The code to run on the new thread.</param>
@@ -120,6 +125,48 @@ public class Process : IDisposable
     /// <summary>Whether the thread has started and not yet ended.</summary>
     public bool IsAlive => this == s_main || (_thread is not null && !_ended.Task.IsCompleted);
 
+    /// <summary>
+    /// An OS handle that becomes ready (readable) when the thread ends, as a process's sentinel does; usable with
+    /// <see cref="Connection.Wait"/> of either namespace and with anything else that polls handles.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">The thread has not been started (or this is the main thread's process, which has none).</exception>
+    /// <exception cref="ObjectDisposedException">The process object was disposed.</exception>
+    public SafeHandle Sentinel
+    {
+        get
+        {
+            lock (_gate)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                if (_thread is null || this == s_main)
+                {
+                    throw new InvalidOperationException("The process has not been started, so it has no sentinel yet.");
+                }
+
+                // Made on first use (most threads are never waited on this way), already set if the thread has ended.
+                return _sentinel ??= ReadableSignal.Create(set: _finished);
+            }
+        }
+    }
+
+    /// <summary>Completes when the thread ends (what <see cref="Connection.Wait"/> watches).</summary>
+    internal Task Ended => _ended.Task;
+
+    /// <summary>Throws as <see cref="Sentinel"/> would, for a process that cannot be waited on; a thread needs no handle to be watched.</summary>
+    internal SafeHandle? ThrowIfNotWaitable()
+    {
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_thread is null || this == s_main)
+            {
+                throw new InvalidOperationException("The process has not been started, so it cannot be waited on yet.");
+            }
+        }
+
+        return null;
+    }
+
     /// <summary>The code the thread runs: the target given to the constructor. Override it in a subclass instead of passing a target.</summary>
     protected virtual void Run()
     {
@@ -187,16 +234,26 @@ public class Process : IDisposable
     /// <exception cref="PlatformNotSupportedException">Always.</exception>
     public void Kill() => throw NotKillable(nameof(Kill));
 
-    /// <summary>Nothing to release for a thread; present for parity with the process version.</summary>
+    /// <summary>Releases the <see cref="Sentinel"/>, if one was made; a running thread runs on.</summary>
     public void Dispose()
     {
         Dispose(true);
         GC.SuppressFinalize(this);
     }
 
-    /// <summary>Releases resources; see <see cref="Dispose()"/>.</summary>
+    /// <summary>Releases the <see cref="Sentinel"/>, if one was made; see <see cref="Dispose()"/>.</summary>
     protected virtual void Dispose(bool disposing)
     {
+        if (!disposing)
+        {
+            return;
+        }
+
+        lock (_gate)
+        {
+            _disposed = true;
+            _sentinel?.Dispose();
+        }
     }
 
     /// <summary>Like Python's repr: name and state.</summary>
@@ -245,6 +302,18 @@ public class Process : IDisposable
         finally
         {
             t_current = null;
+            SafeHandle? sentinel;
+            lock (_gate)
+            {
+                _finished = true;
+                sentinel = _sentinel;
+            }
+
+            if (sentinel is not null)
+            {
+                ReadableSignal.Set(sentinel); // before Join returns, so a joined thread's sentinel is always ready
+            }
+
             _ended.TrySetResult();
         }
     }

@@ -38,10 +38,13 @@ public class Queue<T> : IQueue<T>, IDisposable
     public bool IsFull => MaxSize > 0 && Count >= MaxSize;
 
     /// <summary>The queue's items as a <see cref="ChannelReader{T}"/>.</summary>
-    public virtual ChannelReader<T> Reader => Open.Reader;
+    public ChannelReader<T> Reader => Open.Reader;
 
     /// <summary>A <see cref="ChannelWriter{T}"/> into the queue; its <c>Complete</c> lets readers' <c>ReadAllAsync</c> end once the queue is drained.</summary>
-    public virtual ChannelWriter<T> Writer => Open.Writer;
+    public ChannelWriter<T> Writer => WriterCore;
+
+    /// <summary>What <see cref="Writer"/> returns: the channel's own writer, or one that counts tasks (<see cref="JoinableQueue{T}"/>).</summary>
+    private protected virtual ChannelWriter<T> WriterCore => Open.Writer;
 
     private Channel<T> Open
     {

@@ -1,3 +1,6 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+using Multiprocessing.Platform;
 using D = Multiprocessing.Dummy;
 
 namespace Multiprocessing.Tests.Twins;
@@ -142,5 +145,42 @@ public sealed class DummyOnlyTests
         pool.Close();
         Assert.Throws<InvalidOperationException>(() => pool.Apply(() => 0));
         pool.Join();
+    }
+
+    [Fact]
+    public void A_thread_sentinel_is_an_OS_handle_that_the_process_Wait_and_Poll_accept_too()
+    {
+        var finish = new D.Event();
+        using var thread = new D.Process(() => finish.Wait(Bounded.Long));
+        thread.Start();
+        SafeHandle sentinel = thread.Sentinel;
+        Assert.Empty(Connection.Wait([sentinel], TimeSpan.Zero));
+        finish.Set();
+        Assert.Equal([sentinel], Connection.Wait([sentinel], Bounded.Long));
+        Assert.True(thread.Join(Bounded.Long));
+    }
+
+    [Fact]
+    public void A_dummy_wait_watches_sockets_and_in_memory_connections_together()
+    {
+        (Socket first, Socket second) = SocketPairs.Create();
+        (D.Connection a, D.Connection b) = D.Pipe.Create();
+        using (first)
+        using (second)
+        using (a)
+        using (b)
+        {
+            Assert.Empty(D.Connection.Wait([second, b], TimeSpan.Zero));
+            var sender = new D.Process(() => a.Send(1));
+            sender.Start();
+            Assert.Equal([b], D.Connection.Wait([second, b], Bounded.Long)); // the in-memory side wakes a poll of the socket
+            Assert.Equal(1, b.Recv<int>());
+
+            first.Send([1]);
+            Assert.Equal([second], D.Connection.Wait([second, b], Bounded.Long));
+            Assert.True(sender.Join(Bounded.Long));
+        }
+
+        Assert.Throws<ObjectDisposedException>(() => D.Connection.Wait([second], TimeSpan.Zero));
     }
 }

@@ -1,11 +1,19 @@
+using System.Runtime.InteropServices;
 using D = Multiprocessing.Dummy;
 using mp = Multiprocessing;
 
 namespace Multiprocessing.Tests.Twins;
 
 /// <summary>A started process or thread, seen through what both kinds have.</summary>
-public interface IWorker
+public interface IWorker : IDisposable
 {
+    /// <summary>The process object itself (what <c>Connection.Wait</c> takes).</summary>
+    object Process { get; }
+
+    SafeHandle Sentinel { get; }
+
+    void Start();
+
     bool Join(TimeSpan timeout);
 
     int? ExitCode { get; }
@@ -47,6 +55,12 @@ public interface IFlavor
     IJoinableQueue<int> JoinableQueue();
 
     IWorker Start(Action body);
+
+    /// <summary>A process object for <paramref name="body"/>, not started yet.</summary>
+    IWorker Create(Action body);
+
+    /// <summary>The namespace's <c>Connection.Wait</c>.</summary>
+    IReadOnlyList<object> Wait(IEnumerable<object> items, TimeSpan? timeout = null);
 
     /// <summary>Starts a manager and hands back what it makes as delegates; dispose the result to shut it down.</summary>
     IDisposable Manager(out Func<IEnumerable<int>, IList<int>> list, out Func<IDictionary<string, int>> dictionary, out Func<dynamic> ns, out Func<ILock> lk);
@@ -94,10 +108,14 @@ internal sealed class ProcessFlavor : IFlavor
 
     public IWorker Start(Action body)
     {
-        var process = new mp.Process(body);
-        process.Start();
-        return new Worker(process);
+        IWorker worker = Create(body);
+        worker.Start();
+        return worker;
     }
+
+    public IWorker Create(Action body) => new Worker(new mp.Process(body));
+
+    public IReadOnlyList<object> Wait(IEnumerable<object> items, TimeSpan? timeout = null) => mp.Connection.Wait(items, timeout);
 
     public IReadOnlyList<int> Map(Func<int, int> func, IEnumerable<int> items)
     {
@@ -113,6 +131,14 @@ internal sealed class ProcessFlavor : IFlavor
 
     private sealed class Worker(mp.Process process) : IWorker
     {
+        public object Process => process;
+
+        public SafeHandle Sentinel => process.Sentinel;
+
+        public void Start() => process.Start();
+
+        public void Dispose() => process.Dispose();
+
         public int? ExitCode => process.ExitCode;
 
         public RemoteException? Error => process.Error;
@@ -161,10 +187,14 @@ internal sealed class DummyFlavor : IFlavor
 
     public IWorker Start(Action body)
     {
-        var process = new D.Process(body);
-        process.Start();
-        return new Worker(process);
+        IWorker worker = Create(body);
+        worker.Start();
+        return worker;
     }
+
+    public IWorker Create(Action body) => new Worker(new D.Process(body));
+
+    public IReadOnlyList<object> Wait(IEnumerable<object> items, TimeSpan? timeout = null) => D.Connection.Wait(items, timeout);
 
     public IReadOnlyList<int> Map(Func<int, int> func, IEnumerable<int> items)
     {
@@ -180,6 +210,14 @@ internal sealed class DummyFlavor : IFlavor
 
     private sealed class Worker(D.Process process) : IWorker
     {
+        public object Process => process;
+
+        public SafeHandle Sentinel => process.Sentinel;
+
+        public void Start() => process.Start();
+
+        public void Dispose() => process.Dispose();
+
         public int? ExitCode => process.ExitCode;
 
         public RemoteException? Error => process.Error;

@@ -1,3 +1,5 @@
+using System.Runtime.InteropServices;
+
 namespace Multiprocessing.Tests.Twins;
 
 /// <summary>
@@ -9,6 +11,9 @@ public abstract class TwinTests(IFlavor flavor)
     private static readonly TimeSpan Long = Bounded.Long;
 
     private IFlavor Flavor { get; } = flavor;
+
+    /// <summary>Runs a blocking call on a thread of its own.</summary>
+    private static Task<T> Blocking<T>(Func<T> call) => Task.Factory.StartNew(call, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
     [Fact]
     public void A_process_runs_its_body_and_reports_its_exit()
@@ -312,6 +317,111 @@ public abstract class TwinTests(IFlavor flavor)
         space.x = 5;
         Assert.Equal(5, (int)space.x);
         Assert.False(guard.IsLocked);
+    }
+
+    [Fact]
+    public void Wait_returns_exactly_the_ready_connections_in_the_order_given()
+    {
+        (IConnection First, IConnection Second)[] pipes = [.. Enumerable.Range(0, 3).Select(_ => Flavor.Pipe())];
+        object[] readers = [.. pipes.Select(p => p.Second)];
+        Assert.Empty(Flavor.Wait(readers, TimeSpan.Zero));
+
+        pipes[2].First.Send("two");
+        pipes[0].First.SendBytes([0]);
+        Assert.Equal([readers[0], readers[2]], Flavor.Wait(readers, Long));
+        Assert.Equal([readers[2], readers[0]], Flavor.Wait([readers[2], readers[1], readers[0]], TimeSpan.Zero));
+
+        pipes[1].First.Close(); // the end of the stream is ready too
+        Assert.Equal(readers, Flavor.Wait(readers, TimeSpan.Zero));
+        Assert.Equal("two", pipes[2].Second.Recv<string>());
+        Assert.Equal([readers[0], readers[1]], Flavor.Wait(readers, TimeSpan.Zero));
+        foreach ((IConnection first, IConnection second) in pipes)
+        {
+            first.Dispose();
+            second.Dispose();
+        }
+    }
+
+    [Fact]
+    public void Wait_with_a_zero_or_negative_timeout_only_polls_and_returns_nothing_once_the_timeout_passes()
+    {
+        (IConnection a, IConnection b) = Flavor.Pipe();
+        Assert.Empty(Flavor.Wait([a, b], TimeSpan.Zero));
+        Assert.Empty(Flavor.Wait([a, b], TimeSpan.FromSeconds(-5)));
+        Assert.Empty(Flavor.Wait([a, b], TimeSpan.MinValue));
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        Assert.Empty(Flavor.Wait([a, b], TimeSpan.FromMilliseconds(100)));
+        Assert.True(clock.Elapsed >= TimeSpan.FromMilliseconds(90), $"returned after {clock.Elapsed}");
+        Assert.Empty(Flavor.Wait([], TimeSpan.FromMilliseconds(10)));
+
+        a.SendBytes([1]);
+        Assert.Equal([b], Flavor.Wait([a, b], Long));
+        Assert.Equal([b], Flavor.Wait([a, b], TimeSpan.FromSeconds(-5)));
+        a.Dispose();
+        b.Dispose();
+    }
+
+    [Fact]
+    public async Task Wait_wakes_for_a_message_or_for_a_sentinel_whichever_comes()
+    {
+        (IConnection a, IConnection b) = Flavor.Pipe();
+        IEvent go = Flavor.Event();
+        IEvent finish = Flavor.Event();
+        using IWorker worker = Flavor.Start(() =>
+        {
+            go.Wait();
+            b.Send("hi");
+            finish.Wait();
+        });
+        SafeHandle sentinel = worker.Sentinel;
+        Assert.Empty(Flavor.Wait([a, worker.Process, sentinel], TimeSpan.Zero));
+
+        Task<IReadOnlyList<object>> message = Blocking(() => Flavor.Wait([a, sentinel], Long));
+        go.Set();
+        Assert.Equal([a], await message.WaitAsync(Long));
+        Assert.Equal("hi", a.Recv<string>());
+
+        Task<IReadOnlyList<object>> ended = Blocking(() => Flavor.Wait([a, sentinel], Long));
+        finish.Set();
+        Assert.Equal([sentinel], await ended.WaitAsync(Long));
+        Assert.Equal([worker.Process], Flavor.Wait([a, worker.Process], Long));
+        Assert.True(worker.Join(Long));
+        Assert.Equal([worker.Process, sentinel], Flavor.Wait([a, worker.Process, sentinel], TimeSpan.Zero));
+        a.Dispose();
+        b.Dispose();
+    }
+
+    [Fact]
+    public void A_sentinel_made_after_the_end_is_ready_and_goes_with_the_process()
+    {
+        IWorker worker = Flavor.Start(() => { });
+        Assert.True(worker.Join(Long));
+        SafeHandle sentinel = worker.Sentinel;
+        Assert.Same(sentinel, worker.Sentinel);
+        Assert.Equal([sentinel], Flavor.Wait([sentinel], TimeSpan.Zero));
+
+        worker.Dispose();
+        Assert.True(sentinel.IsClosed);
+        Assert.Throws<ObjectDisposedException>(() => worker.Sentinel);
+        Assert.Throws<ObjectDisposedException>(() => Flavor.Wait([worker.Process], TimeSpan.Zero));
+        Assert.Throws<ObjectDisposedException>(() => Flavor.Wait([sentinel], TimeSpan.Zero));
+    }
+
+    [Fact]
+    public void Wait_refuses_what_it_cannot_wait_on()
+    {
+        (IConnection a, IConnection b) = Flavor.Pipe();
+        Assert.Throws<ArgumentException>(() => Flavor.Wait([b, "not a connection"], TimeSpan.Zero));
+        Assert.Throws<ArgumentException>(() => Flavor.Wait([b, null!], TimeSpan.Zero));
+        Assert.Throws<ArgumentNullException>(() => Flavor.Wait(null!, TimeSpan.Zero));
+
+        using IWorker unstarted = Flavor.Create(() => { });
+        Assert.Throws<InvalidOperationException>(() => Flavor.Wait([unstarted.Process], TimeSpan.Zero));
+        Assert.Throws<InvalidOperationException>(() => unstarted.Sentinel);
+
+        a.Close();
+        Assert.Throws<ObjectDisposedException>(() => Flavor.Wait([b, a], TimeSpan.Zero));
+        b.Close();
     }
 
     [Fact]
