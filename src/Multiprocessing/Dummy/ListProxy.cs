@@ -5,19 +5,32 @@ namespace Multiprocessing.Dummy;
 /// <summary>
 /// The list a thread <see cref="Manager"/> returns, with the API of <see cref="Multiprocessing.ListProxy{T}"/>: the
 /// list itself, shared by reference; each call is atomic (it takes the list's lock), enumeration walks a snapshot.
+/// From a manager reached with <see cref="Manager.Connect"/>, it is a proxy to a list kept by that server instead.
 /// </summary>
 /// <typeparam name="T">The element type.</typeparam>
 public sealed class ListProxy<T> : IList<T>, IReadOnlyList<T>
 {
     private readonly List<T> _items;
+    private readonly Multiprocessing.ListProxy<T>? _remote;
 
     internal ListProxy(IEnumerable<T>? items) => _items = [.. items ?? []];
+
+    internal ListProxy(Multiprocessing.ListProxy<T> remote)
+    {
+        _items = [];
+        _remote = remote;
+    }
 
     /// <inheritdoc cref="IList{T}.this"/>
     public T this[int index]
     {
         get
         {
+            if (_remote is not null)
+            {
+                return _remote[index];
+            }
+
             lock (_items)
             {
                 return _items[index];
@@ -26,6 +39,12 @@ public sealed class ListProxy<T> : IList<T>, IReadOnlyList<T>
 
         set
         {
+            if (_remote is not null)
+            {
+                _remote[index] = value;
+                return;
+            }
+
             lock (_items)
             {
                 _items[index] = value;
@@ -38,6 +57,11 @@ public sealed class ListProxy<T> : IList<T>, IReadOnlyList<T>
     {
         get
         {
+            if (_remote is not null)
+            {
+                return _remote.Count;
+            }
+
             lock (_items)
             {
                 return _items.Count;
@@ -51,6 +75,12 @@ public sealed class ListProxy<T> : IList<T>, IReadOnlyList<T>
     /// <inheritdoc/>
     public void Add(T item)
     {
+        if (_remote is not null)
+        {
+            _remote.Add(item);
+            return;
+        }
+
         lock (_items)
         {
             _items.Add(item);
@@ -61,6 +91,12 @@ public sealed class ListProxy<T> : IList<T>, IReadOnlyList<T>
     public void Extend(IEnumerable<T> items)
     {
         ArgumentNullException.ThrowIfNull(items);
+        if (_remote is not null)
+        {
+            _remote.Extend(items);
+            return;
+        }
+
         T[] all = [.. items];
         lock (_items)
         {
@@ -71,6 +107,12 @@ public sealed class ListProxy<T> : IList<T>, IReadOnlyList<T>
     /// <summary>Reverses the list in place (Python's <c>reverse</c>).</summary>
     public void Reverse()
     {
+        if (_remote is not null)
+        {
+            _remote.Reverse();
+            return;
+        }
+
         lock (_items)
         {
             _items.Reverse();
@@ -80,6 +122,12 @@ public sealed class ListProxy<T> : IList<T>, IReadOnlyList<T>
     /// <summary>Sorts the list in place (Python's <c>sort</c>).</summary>
     public void Sort()
     {
+        if (_remote is not null)
+        {
+            _remote.Sort();
+            return;
+        }
+
         lock (_items)
         {
             _items.Sort();
@@ -89,6 +137,12 @@ public sealed class ListProxy<T> : IList<T>, IReadOnlyList<T>
     /// <inheritdoc/>
     public void Clear()
     {
+        if (_remote is not null)
+        {
+            _remote.Clear();
+            return;
+        }
+
         lock (_items)
         {
             _items.Clear();
@@ -98,6 +152,11 @@ public sealed class ListProxy<T> : IList<T>, IReadOnlyList<T>
     /// <inheritdoc/>
     public bool Contains(T item)
     {
+        if (_remote is not null)
+        {
+            return _remote.Contains(item);
+        }
+
         lock (_items)
         {
             return _items.Contains(item);
@@ -110,6 +169,11 @@ public sealed class ListProxy<T> : IList<T>, IReadOnlyList<T>
     /// <inheritdoc/>
     public int IndexOf(T item)
     {
+        if (_remote is not null)
+        {
+            return _remote.IndexOf(item);
+        }
+
         lock (_items)
         {
             return _items.IndexOf(item);
@@ -119,6 +183,12 @@ public sealed class ListProxy<T> : IList<T>, IReadOnlyList<T>
     /// <inheritdoc/>
     public void Insert(int index, T item)
     {
+        if (_remote is not null)
+        {
+            _remote.Insert(index, item);
+            return;
+        }
+
         lock (_items)
         {
             _items.Insert(index, item);
@@ -128,6 +198,11 @@ public sealed class ListProxy<T> : IList<T>, IReadOnlyList<T>
     /// <inheritdoc/>
     public bool Remove(T item)
     {
+        if (_remote is not null)
+        {
+            return _remote.Remove(item);
+        }
+
         lock (_items)
         {
             return _items.Remove(item);
@@ -137,6 +212,12 @@ public sealed class ListProxy<T> : IList<T>, IReadOnlyList<T>
     /// <inheritdoc/>
     public void RemoveAt(int index)
     {
+        if (_remote is not null)
+        {
+            _remote.RemoveAt(index);
+            return;
+        }
+
         lock (_items)
         {
             _items.RemoveAt(index);
@@ -146,6 +227,11 @@ public sealed class ListProxy<T> : IList<T>, IReadOnlyList<T>
     /// <summary>A copy of the elements.</summary>
     public T[] ToArray()
     {
+        if (_remote is not null)
+        {
+            return _remote.ToArray();
+        }
+
         lock (_items)
         {
             return [.. _items];
@@ -158,7 +244,7 @@ public sealed class ListProxy<T> : IList<T>, IReadOnlyList<T>
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
 
     /// <summary>Python's repr: <c>[1, 2, 'a']</c>.</summary>
-    public override string ToString() => "[" + string.Join(", ", ToArray().Select(x => Format(x))) + "]";
+    public override string ToString() => _remote?.ToString() ?? "[" + string.Join(", ", ToArray().Select(x => Format(x))) + "]";
 
     private static string Format(object? value) => value switch
     {

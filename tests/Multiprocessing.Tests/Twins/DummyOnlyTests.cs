@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using Multiprocessing.Platform;
@@ -182,5 +183,58 @@ public sealed class DummyOnlyTests
         }
 
         Assert.Throws<ObjectDisposedException>(() => D.Connection.Wait([second], TimeSpan.Zero));
+    }
+
+    [Fact]
+    public void A_dummy_manager_server_hands_its_threads_the_object_itself_and_other_processes_a_proxy()
+    {
+        byte[] key = "abracadabra"u8.ToArray();
+        var queue = new D.Queue<string>();
+        using var server = new D.Manager(new IPEndPoint(IPAddress.Loopback, 0), key);
+        server.Register<IQueue<string>>("get_queue", () => queue);
+        server.Start();
+        Assert.Throws<InvalidOperationException>(server.Start);
+        Assert.Same(queue, server.Get<IQueue<string>>("get_queue")); // nothing crosses on the thread path
+        RemoteException wrongType = Assert.Throws<RemoteException>(() => server.Get<ILock>("get_queue"));
+        Assert.Equal(typeof(InvalidCastException).FullName, wrongType.RemoteType);
+
+        Process child = RemotePutter(server.Address, key);
+        Bounded.Run(child);
+        Assert.Equal(0, child.ExitCode);
+        Assert.Equal("from another process", queue.Get(Bounded.Long));
+    }
+
+    /// <summary>A child process that puts into a server's queue (made apart, so its closure holds only what it needs).</summary>
+    private static Process RemotePutter(EndPoint address, byte[] key) => new(() =>
+    {
+        using Manager remote = Manager.Connect(address, key); // the process manager's client
+        remote.Get<IQueue<string>>("get_queue").Put("from another process");
+    });
+
+    [Fact]
+    public void A_connected_dummy_manager_makes_its_objects_in_the_server()
+    {
+        byte[] key = "abracadabra"u8.ToArray();
+        using var server = new D.Manager(new IPEndPoint(IPAddress.Loopback, 0), key);
+        server.Start();
+        using D.Manager client = D.Manager.Connect(server.Address, key);
+        Assert.Equal(server.Address, client.Address);
+        Assert.Null(client.ServerProcess);
+
+        D.ListProxy<int> list = client.List([3, 1]);
+        list.Add(2);
+        list.Sort();
+        Assert.Equal("[1, 2, 3]", list.ToString());
+        Assert.Equal([1, 2, 3], list.ToArray());
+
+        ILock lk = client.Lock();
+        Assert.IsNotType<D.Lock>(lk); // a proxy to a lock in the server
+        Assert.True(lk.TryAcquire());
+        lk.Release();
+        IQueue<int> queue = client.Queue<int>();
+        queue.Put(5);
+        Assert.Equal(5, queue.Get(Bounded.Long));
+
+        Assert.Throws<InvalidOperationException>(() => new D.Manager().Address);
     }
 }

@@ -1,3 +1,4 @@
+using System.Net;
 using System.Runtime.InteropServices;
 using D = Multiprocessing.Dummy;
 using mp = Multiprocessing;
@@ -65,6 +66,15 @@ public interface IFlavor
     /// <summary>Starts a manager and hands back what it makes as delegates; dispose the result to shut it down.</summary>
     IDisposable Manager(out Func<IEnumerable<int>, IList<int>> list, out Func<IDictionary<string, int>> dictionary, out Func<dynamic> ns, out Func<ILock> lk);
 
+    /// <summary>A started manager server on <paramref name="address"/> serving <paramref name="queue"/> as <paramref name="name"/>; dispose it to stop it.</summary>
+    IDisposable ManagerServer(EndPoint address, byte[] key, string name, IQueue<int> queue, out EndPoint bound);
+
+    /// <summary>Connects to a manager server, gets its queue <c>name</c> and puts an item; captures nothing, so it can cross to a child.</summary>
+    Action<EndPoint, byte[], string, int> RemotePut { get; }
+
+    /// <summary>A manager without a server (<c>new Manager()</c>), and what it is asked that only a server can do.</summary>
+    (IDisposable Manager, Action Serve, Action Start, Action RegisterNamed, Action GetMissing, Action RegisterClass) LocalManager();
+
     IReadOnlyList<int> Map(Func<int, int> func, IEnumerable<int> items);
 
     int Apply(Func<int> func);
@@ -116,6 +126,27 @@ internal sealed class ProcessFlavor : IFlavor
     public IWorker Create(Action body) => new Worker(new mp.Process(body));
 
     public IReadOnlyList<object> Wait(IEnumerable<object> items, TimeSpan? timeout = null) => mp.Connection.Wait(items, timeout);
+
+    public IDisposable ManagerServer(EndPoint address, byte[] key, string name, IQueue<int> queue, out EndPoint bound)
+    {
+        var server = new mp.Manager(address, key);
+        server.Register(name, () => queue);
+        server.Start();
+        bound = server.Address;
+        return server;
+    }
+
+    public Action<EndPoint, byte[], string, int> RemotePut { get; } = static (address, key, name, item) =>
+    {
+        using mp.Manager client = mp.Manager.Connect(address, key);
+        client.Get<IQueue<int>>(name).Put(item);
+    };
+
+    public (IDisposable Manager, Action Serve, Action Start, Action RegisterNamed, Action GetMissing, Action RegisterClass) LocalManager()
+    {
+        var manager = new mp.Manager();
+        return (manager, () => manager.Serve(), manager.Start, () => manager.Register<ILock>("lock", manager.Lock), () => manager.Get<ILock>("nothing"), () => manager.Register(() => new mp.Lock()));
+    }
 
     public IReadOnlyList<int> Map(Func<int, int> func, IEnumerable<int> items)
     {
@@ -195,6 +226,27 @@ internal sealed class DummyFlavor : IFlavor
     public IWorker Create(Action body) => new Worker(new D.Process(body));
 
     public IReadOnlyList<object> Wait(IEnumerable<object> items, TimeSpan? timeout = null) => D.Connection.Wait(items, timeout);
+
+    public IDisposable ManagerServer(EndPoint address, byte[] key, string name, IQueue<int> queue, out EndPoint bound)
+    {
+        var server = new D.Manager(address, key);
+        server.Register(name, () => queue);
+        server.Start();
+        bound = server.Address;
+        return server;
+    }
+
+    public Action<EndPoint, byte[], string, int> RemotePut { get; } = static (address, key, name, item) =>
+    {
+        using D.Manager client = D.Manager.Connect(address, key);
+        client.Get<IQueue<int>>(name).Put(item);
+    };
+
+    public (IDisposable Manager, Action Serve, Action Start, Action RegisterNamed, Action GetMissing, Action RegisterClass) LocalManager()
+    {
+        var manager = new D.Manager();
+        return (manager, () => manager.Serve(), manager.Start, () => manager.Register<ILock>("lock", manager.Lock), () => manager.Get<ILock>("nothing"), () => manager.Register(() => new D.Lock()));
+    }
 
     public IReadOnlyList<int> Map(Func<int, int> func, IEnumerable<int> items)
     {

@@ -45,11 +45,6 @@ public sealed class ParityTests
     /// </summary>
     private static readonly Dictionary<string, string> MissingOnThreads = new(StringComparer.Ordinal)
     {
-        // Not yet: the remote-manager members come in the next commit.
-        ["Manager: property Address : System.Net.EndPoint { public get; }"] = "remote managers: next",
-        ["Manager: public .ctor(System.Net.EndPoint address, System.Byte[] authKey)"] = "remote managers: next",
-        ["Manager: public Serve(System.Threading.CancellationToken cancellationToken = default) : System.Void"] = "remote managers: next",
-        ["Manager: public static Connect(System.Net.EndPoint address, System.Byte[] authKey) : Multiprocessing.Manager"] = "remote managers: next",
     };
 
     /// <summary>Members only the thread twin has, with the reason (each would break a program switched back to processes).</summary>

@@ -1,4 +1,6 @@
+using System.Net;
 using System.Runtime.InteropServices;
+using System.Security.Authentication;
 
 namespace Multiprocessing.Tests.Twins;
 
@@ -422,6 +424,44 @@ public abstract class TwinTests(IFlavor flavor)
         a.Close();
         Assert.Throws<ObjectDisposedException>(() => Flavor.Wait([b, a], TimeSpan.Zero));
         b.Close();
+    }
+
+    [Fact]
+    public void A_manager_server_serves_a_named_queue_to_a_process_that_connects_with_the_key()
+    {
+        byte[] key = "abracadabra"u8.ToArray();
+        IQueue<int> queue = Flavor.Queue();
+        using IDisposable server = Flavor.ManagerServer(new IPEndPoint(IPAddress.Loopback, 0), key, "get_queue", queue, out EndPoint address);
+        Action<EndPoint, byte[], string, int> put = Flavor.RemotePut;
+        IWorker client = Flavor.Start(() => put(address, key, "get_queue", 42));
+        Assert.True(client.Join(Long));
+        Assert.Equal(0, client.ExitCode);
+        Assert.Equal(42, queue.Get(Long));
+
+        put(address, key, "get_queue", 43); // a client in this process too
+        Assert.Equal(43, queue.Get(Long));
+        Assert.Throws<AuthenticationException>(() => put(address, "wrong"u8.ToArray(), "get_queue", 1));
+        RemoteException missing = Assert.Throws<RemoteException>(() => put(address, key, "nothing", 1));
+        Assert.Equal(typeof(KeyNotFoundException).FullName, missing.RemoteType);
+        Assert.True(queue.IsEmpty);
+
+        server.Dispose();
+        Assert.ThrowsAny<IOException>(() => put(address, key, "get_queue", 1));
+    }
+
+    [Fact]
+    public void A_manager_without_a_server_refuses_what_only_a_server_does()
+    {
+        (IDisposable manager, Action serve, Action start, Action registerNamed, Action getMissing, Action registerClass) = Flavor.LocalManager();
+        using (manager)
+        {
+            Assert.Throws<InvalidOperationException>(serve);
+            Assert.Throws<InvalidOperationException>(start);
+            Assert.Throws<InvalidOperationException>(registerNamed);
+            RemoteException missing = Assert.Throws<RemoteException>(getMissing);
+            Assert.Equal(typeof(KeyNotFoundException).FullName, missing.RemoteType);
+            Assert.Throws<ArgumentException>(registerClass);
+        }
     }
 
     [Fact]
