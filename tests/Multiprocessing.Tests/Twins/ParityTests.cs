@@ -43,6 +43,13 @@ public sealed class ParityTests
     /// Members of a process type that the thread twin deliberately lacks, with the reason. Keep this short: a member
     /// that can be given a meaning on threads belongs in the twin, even if that meaning is "throws with a reason".
     /// </summary>
+    /// <remarks>
+    /// Empty today, and meant to stay short. Nothing is impossible outright on threads: <c>Terminate</c>/<c>Kill</c> exist
+    /// and throw <see cref="PlatformNotSupportedException"/> (a thread cannot be killed); <c>Sentinel</c> is an eventfd
+    /// set when the thread ends; the remote-manager members serve through the process manager's own in-process
+    /// server. An entry is keyed by the line this test prints, e.g.
+    /// <c>["Process: public Terminate() : System.Void"] = "why threads cannot have it"</c>.
+    /// </remarks>
     private static readonly Dictionary<string, string> MissingOnThreads = new(StringComparer.Ordinal)
     {
     };
