@@ -73,7 +73,7 @@ public interface IFlavor
     Action<EndPoint, byte[], string, int> RemotePut { get; }
 
     /// <summary>A manager without a server (<c>new Manager()</c>), and what it is asked that only a server can do.</summary>
-    (IDisposable Manager, Action Serve, Action Start, Action RegisterNamed, Action GetMissing, Action RegisterClass) LocalManager();
+    (IDisposable Manager, Action Serve, Action Start, Action RegisterNamed, Action GetMissing, Action CreateUnregistered, Action RegisterClass) LocalManager();
 
     IReadOnlyList<int> Map(Func<int, int> func, IEnumerable<int> items);
 
@@ -142,10 +142,10 @@ internal sealed class ProcessFlavor : IFlavor
         client.Get<IQueue<int>>(name).Put(item);
     };
 
-    public (IDisposable Manager, Action Serve, Action Start, Action RegisterNamed, Action GetMissing, Action RegisterClass) LocalManager()
+    public (IDisposable Manager, Action Serve, Action Start, Action RegisterNamed, Action GetMissing, Action CreateUnregistered, Action RegisterClass) LocalManager()
     {
         var manager = new mp.Manager();
-        return (manager, () => manager.Serve(), manager.Start, () => manager.Register<ILock>("lock", manager.Lock), () => manager.Get<ILock>("nothing"), () => manager.Register(() => new mp.Lock()));
+        return (manager, () => manager.Serve(), manager.Start, () => manager.Register<ILock>("lock", manager.Lock), () => manager.Get<ILock>("nothing"), () => manager.Create<IComparable>(), () => manager.Register(() => new mp.Lock()));
     }
 
     public IReadOnlyList<int> Map(Func<int, int> func, IEnumerable<int> items)
@@ -242,10 +242,10 @@ internal sealed class DummyFlavor : IFlavor
         client.Get<IQueue<int>>(name).Put(item);
     };
 
-    public (IDisposable Manager, Action Serve, Action Start, Action RegisterNamed, Action GetMissing, Action RegisterClass) LocalManager()
+    public (IDisposable Manager, Action Serve, Action Start, Action RegisterNamed, Action GetMissing, Action CreateUnregistered, Action RegisterClass) LocalManager()
     {
         var manager = new D.Manager();
-        return (manager, () => manager.Serve(), manager.Start, () => manager.Register<ILock>("lock", manager.Lock), () => manager.Get<ILock>("nothing"), () => manager.Register(() => new D.Lock()));
+        return (manager, () => manager.Serve(), manager.Start, () => manager.Register<ILock>("lock", manager.Lock), () => manager.Get<ILock>("nothing"), () => manager.Create<IComparable>(), () => manager.Register(() => new D.Lock()));
     }
 
     public IReadOnlyList<int> Map(Func<int, int> func, IEnumerable<int> items)

@@ -452,7 +452,7 @@ public abstract class TwinTests(IFlavor flavor)
     [Fact]
     public void A_manager_without_a_server_refuses_what_only_a_server_does()
     {
-        (IDisposable manager, Action serve, Action start, Action registerNamed, Action getMissing, Action registerClass) = Flavor.LocalManager();
+        (IDisposable manager, Action serve, Action start, Action registerNamed, Action getMissing, Action createUnregistered, Action registerClass) = Flavor.LocalManager();
         using (manager)
         {
             Assert.Throws<InvalidOperationException>(serve);
@@ -460,6 +460,8 @@ public abstract class TwinTests(IFlavor flavor)
             Assert.Throws<InvalidOperationException>(registerNamed);
             RemoteException missing = Assert.Throws<RemoteException>(getMissing);
             Assert.Equal(typeof(KeyNotFoundException).FullName, missing.RemoteType);
+            RemoteException unregistered = Assert.Throws<RemoteException>(createUnregistered);
+            Assert.Equal(typeof(InvalidOperationException).FullName, unregistered.RemoteType);
             Assert.Throws<ArgumentException>(registerClass);
         }
     }
