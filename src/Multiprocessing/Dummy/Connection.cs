@@ -184,7 +184,7 @@ public sealed class Connection : IConnection
     {
         ArgumentNullException.ThrowIfNull(items);
         object[] all = items.ToArray();
-        var handles = new SafeHandle?[all.Length];
+        var handles = new SafeHandle?[all.Length]; // null for in-memory items (connections, threads), which are checked but not polled
         for (int i = 0; i < all.Length; i++)
         {
             handles[i] = all[i] switch
