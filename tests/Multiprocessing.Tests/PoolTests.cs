@@ -419,4 +419,34 @@ public sealed class PoolTests
         Assert.ThrowsAny<OperationCanceledException>(() => behind.Get());
         Assert.Equal(3, await Bounded(() => pool.Apply(() => 3)));
     }
+
+    [Fact]
+    public async Task An_ApplyAsync_result_reaches_whoever_waits_for_it_first_and_completes_untouched()
+    {
+        using var pool = new mp.Pool(1);
+
+        // Awaited, not blocked on: the pool's thread receives it.
+        Assert.Equal(1, await pool.ApplyAsync(static () => 1).AsTask().WaitAsync(Tests.Bounded.Long));
+
+        // Two threads block on the same result at once: one receives it, both see it.
+        mp.AsyncResult<int> shared = pool.ApplyAsync(static () => { Thread.Sleep(50); return 2; });
+        int[] seen = await Task.WhenAll(Bounded(() => shared.Get()), Bounded(() => shared.Get()));
+        Assert.Equal(new[] { 2, 2 }, seen);
+
+        // Left alone while other work arrives: that work is not held up behind it, and the result stays.
+        mp.AsyncResult<int> untouched = pool.ApplyAsync(static () => 3);
+        Assert.Equal(Enumerable.Range(0, 10), await Bounded(() => pool.Map(x => x, Enumerable.Range(0, 10), chunkSize: 1)));
+        Assert.Equal(3, untouched.Get(Tests.Bounded.Long));
+
+        // Left alone with nothing else to do: it still completes by itself.
+        mp.AsyncResult<int> alone = pool.ApplyAsync(static () => 4);
+        Assert.True(SpinWait.SpinUntil(() => alone.IsCompletedQuietly, Tests.Bounded.Long), "a result nobody waited for never completed");
+        Assert.Equal(4, alone.Get());
+
+        // A waiter that gives up while the task runs leaves it to the pool; a later Get still has it.
+        mp.AsyncResult<int> slow = pool.ApplyAsync(static () => { Thread.Sleep(300); return 5; });
+        Assert.Throws<TimeoutException>(() => slow.Get(TimeSpan.FromMilliseconds(10)));
+        Assert.Equal(5, slow.Get(Tests.Bounded.Long));
+        Assert.Equal(6, await Bounded(() => pool.Apply(static () => 6)));
+    }
 }

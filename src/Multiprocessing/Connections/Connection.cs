@@ -338,7 +338,30 @@ public sealed class Connection : IConnection
     public bool Poll(TimeSpan timeout = default)
     {
         EnsureReadable();
-        return BufferedByteCount > 0 || Platform.Readiness.Wait([Descriptor], ToMilliseconds(timeout))[0];
+        return BufferedByteCount > 0 || Platform.Readiness.WaitOne(Descriptor, ToMilliseconds(timeout));
+    }
+
+    /// <summary>
+    /// Polls without sleeping for up to <paramref name="spin"/>, then waits up to <paramref name="timeout"/> as
+    /// <see cref="Poll"/>. A partner that answers within the spin is seen without this thread going idle, which on a
+    /// VM saves the wake-up (tens of µs when it crosses CPUs); the cost is that much CPU when it does not answer.
+    /// </summary>
+    internal bool SpinThenPoll(TimeSpan spin, TimeSpan timeout)
+    {
+        EnsureReadable();
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
+        do
+        {
+            if (BufferedByteCount > 0 || Platform.Readiness.WaitOne(Descriptor, 0))
+            {
+                return true;
+            }
+
+            _ = Thread.Yield(); // a partner that shares this CPU gets to answer
+        }
+        while (System.Diagnostics.Stopwatch.GetElapsedTime(start) < spin);
+
+        return Poll(timeout);
     }
 
     /// <summary>Sends <paramref name="value"/> as one message without blocking a thread.</summary>

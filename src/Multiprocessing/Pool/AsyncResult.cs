@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Multiprocessing.Platform;
+using Multiprocessing.Pooling;
 
 namespace Multiprocessing;
 
@@ -19,8 +20,21 @@ public class AsyncResult<T>
         _errorCallback = errorCallback;
     }
 
+    /// <summary>The task, if its slot leaves this result for the first blocking waiter to receive (see <see cref="Lend"/>).</summary>
+    private PoolJob? _lent;
+
     /// <summary>True once the work has completed, successfully or not.</summary>
-    public bool Ready => _source.Task.IsCompleted;
+    public bool Ready
+    {
+        get
+        {
+            Unlend(); // whoever polls will not block for it: the slot's thread receives it
+            return _source.Task.IsCompleted;
+        }
+    }
+
+    /// <summary>Whether it completed, without the side effect of <see cref="Ready"/> (for tests: a lent result must complete untouched).</summary>
+    internal bool IsCompletedQuietly => _source.Task.IsCompleted;
 
     /// <summary>Whether the work completed without an exception.</summary>
     /// <exception cref="InvalidOperationException">The result is not ready yet.</exception>
@@ -33,7 +47,11 @@ public class AsyncResult<T>
     /// <exception cref="ProcessException">The worker running it died.</exception>
     /// <exception cref="TimeoutException">The work ran past its own timeout and was stopped.</exception>
     /// <exception cref="OperationCanceledException">The work was cancelled, or the pool terminated.</exception>
-    public T Get() => _source.Task.GetAwaiter().GetResult();
+    public T Get()
+    {
+        ReceiveIfLent(null);
+        return _source.Task.GetAwaiter().GetResult();
+    }
 
     /// <summary>As <see cref="Get()"/>, giving up after <paramref name="timeout"/>.</summary>
     /// <exception cref="TimeoutException">The result was not ready within <paramref name="timeout"/>; the work goes on.</exception>
@@ -44,7 +62,13 @@ public class AsyncResult<T>
     public bool Wait(TimeSpan? timeout = null)
     {
         Deadline deadline = Deadline.After(timeout);
-        if (Ready)
+        if (_source.Task.IsCompleted)
+        {
+            return true;
+        }
+
+        ReceiveIfLent(deadline.IsInfinite ? null : deadline.Remaining);
+        if (_source.Task.IsCompleted)
         {
             return true;
         }
@@ -55,10 +79,40 @@ public class AsyncResult<T>
     }
 
     /// <summary>Lets <c>await</c> wait for the result.</summary>
-    public TaskAwaiter<T> GetAwaiter() => _source.Task.GetAwaiter();
+    public TaskAwaiter<T> GetAwaiter()
+    {
+        Unlend();
+        return _source.Task.GetAwaiter();
+    }
 
     /// <summary>The result as a task.</summary>
-    public Task<T> AsTask() => _source.Task;
+    public Task<T> AsTask()
+    {
+        Unlend();
+        return _source.Task;
+    }
+
+    /// <summary>
+    /// The task went straight to an idle worker whose slot leaves its result to the first thread that blocks for it
+    /// (<see cref="Get()"/>, <see cref="Wait"/>): that thread receives it itself, saving the wake-ups of a hand-over.
+    /// </summary>
+    internal void Lend(PoolJob job) => _lent = job;
+
+    private void ReceiveIfLent(TimeSpan? within)
+    {
+        if (_lent is not null && !_source.Task.IsCompleted && Interlocked.Exchange(ref _lent, null) is { LentBy: { } slot } job)
+        {
+            slot.ReceiveLent(job, within);
+        }
+    }
+
+    private void Unlend()
+    {
+        if (_lent is not null && Interlocked.Exchange(ref _lent, null) is { LentBy: { } slot } job)
+        {
+            slot.Unlend(job);
+        }
+    }
 
     /// <summary>Completes with a value: the callback runs first (as in Python), then waiters wake.</summary>
     internal void SetResult(T value)

@@ -96,7 +96,7 @@ public sealed class Pool : IDisposable
     {
         ArgumentNullException.ThrowIfNull(func);
         var result = new AsyncResult<TResult>();
-        Submit(new CallItem<TResult>(func, WorkItem.IdIfStateless(func)), value => result.SetResult((TResult)value!), result.SetException, timeout, cancellationToken, callerWaits: true);
+        Submit(new CallItem<TResult>(func, WorkItem.IdIfStateless(func)), value => result.SetResult((TResult)value!), result.SetException, timeout, cancellationToken, DirectReceipt.Caller);
         return Wait(result, cancellationToken);
     }
 
@@ -125,7 +125,18 @@ public sealed class Pool : IDisposable
     {
         ArgumentNullException.ThrowIfNull(func);
         var result = new AsyncResult<TResult>(callback, errorCallback);
-        Submit(new CallItem<TResult>(func, WorkItem.IdIfStateless(func)), value => result.SetResult((TResult)value!), result.SetException, timeout, cancellationToken);
+
+        // Without callbacks, a timeout or a token, the result is usually wanted by a Get() that follows at once: if the
+        // task goes straight to an idle worker, that Get() may receive it itself (as Apply does), one wake-up fewer.
+        bool lend = callback is null && errorCallback is null && timeout is null && !cancellationToken.CanBeCanceled;
+        PoolJob job = Submit(
+            new CallItem<TResult>(func, WorkItem.IdIfStateless(func)), value => result.SetResult((TResult)value!), result.SetException, timeout, cancellationToken,
+            lend ? DirectReceipt.Waiter : DirectReceipt.SlotThread);
+        if (job.LentBy is not null)
+        {
+            result.Lend(job);
+        }
+
         return result;
     }
 
@@ -382,11 +393,14 @@ public sealed class Pool : IDisposable
     }
 
     /// <summary>
-    /// Queues a work item; exactly one of the two continuations runs, once. With <paramref name="callerWaits"/> (the
-    /// caller blocks until the result is in) an idle worker's result is received by the caller itself.
+    /// Queues a work item; exactly one of the two continuations runs, once. If an idle worker takes it at once,
+    /// <paramref name="receipt"/> says who receives its result: with <see cref="DirectReceipt.Caller"/> (the caller
+    /// blocks until the result is in) the caller itself, here; with <see cref="DirectReceipt.Waiter"/> whoever waits
+    /// for it first (see <see cref="WorkerSlot.ReceiveLent"/>).
     /// </summary>
-    internal PoolJob Submit(WorkItem item, Action<object?> succeed, Action<Exception> fail, TimeSpan? timeout, CancellationToken cancellationToken, bool callerWaits = false)
+    internal PoolJob Submit(WorkItem item, Action<object?> succeed, Action<Exception> fail, TimeSpan? timeout, CancellationToken cancellationToken, DirectReceipt receipt = DirectReceipt.SlotThread)
     {
+        bool callerWaits = receipt == DirectReceipt.Caller;
         if (timeout is { } t && t != Timeout.InfiniteTimeSpan && t <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(timeout), t, "A task's timeout must be positive, or null / Timeout.InfiniteTimeSpan for none.");
@@ -403,10 +417,10 @@ public sealed class Pool : IDisposable
                 throw InitializerFailure(_initializerError);
             }
 
-            if (_pending.Count == 0 && Array.Find(_slots, slot => slot.TryAssignDirect(job, borrow: callerWaits)) is { } idle)
+            if (_pending.Count == 0 && FindIdle(job, receipt) is { } idle)
             {
                 direct = idle;
-                if (!callerWaits)
+                if (receipt == DirectReceipt.SlotThread)
                 {
                     Monitor.PulseAll(_gate); // its thread waits with the others: wake them all so it goes to receive
                 }
@@ -432,6 +446,20 @@ public sealed class Pool : IDisposable
         }
 
         return job;
+    }
+
+    /// <summary>Under the gate: the first idle slot that takes <paramref name="job"/> straight away, if any.</summary>
+    private WorkerSlot? FindIdle(PoolJob job, DirectReceipt receipt)
+    {
+        foreach (WorkerSlot slot in _slots)
+        {
+            if (slot.TryAssignDirect(job, receipt))
+            {
+                return slot;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>

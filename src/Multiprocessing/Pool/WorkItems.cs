@@ -187,6 +187,9 @@ internal enum WorkResultKind : byte
 /// <summary>The loop a pool worker process runs: receive an item, run it, send its result, until the pool hangs up.</summary>
 internal static class PoolWorker
 {
+    /// <summary>How long an idle worker keeps polling for its next task before it sleeps.</summary>
+    public static readonly TimeSpan SpinBeforeSleep = TimeSpan.FromMicroseconds(50);
+
     public static void Serve(Connection connection, Action? initializer)
     {
         using (connection)
@@ -207,6 +210,7 @@ internal static class PoolWorker
                 WorkItem? item;
                 try
                 {
+                    _ = connection.SpinThenPoll(SpinBeforeSleep, TimeSpan.Zero);
                     item = connection.Recv<WorkItem?>();
                 }
                 catch (EndOfStreamException)

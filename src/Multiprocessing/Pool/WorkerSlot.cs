@@ -42,6 +42,9 @@ internal sealed class PoolJob
     /// <summary>The connection a submitter sending it directly must use (captured with the slot under the gate).</summary>
     public Connection? DirectConnection { get; set; }
 
+    /// <summary>The slot that sent it straight to its worker and leaves its result to its first waiter, if so.</summary>
+    public WorkerSlot? LentBy { get; set; }
+
     /// <summary>Set by its slot when it ran past its timeout.</summary>
     public bool TimedOut { get; set; }
 
@@ -78,6 +81,19 @@ internal sealed class PoolJob
             Console.Error.WriteLine($"Multiprocessing: a pool task's continuation threw: {ex}");
         }
     }
+}
+
+/// <summary>Who receives the result of a task sent straight to an idle worker.</summary>
+internal enum DirectReceipt
+{
+    /// <summary>The slot's thread, as for any task.</summary>
+    SlotThread,
+
+    /// <summary>The submitting caller, which blocks for it at once (<c>Apply</c>).</summary>
+    Caller,
+
+    /// <summary>Whoever calls <c>Get</c> on its result, if that comes soon; else the slot's thread (<c>ApplyAsync</c>).</summary>
+    Waiter,
 }
 
 /// <summary>
@@ -120,6 +136,22 @@ internal sealed class WorkerSlot(Pool pool, int number)
 
     /// <summary>True while a synchronous caller receives its own result on this slot's connection; the slot's thread keeps off.</summary>
     private volatile bool _borrowed;
+
+    /// <summary>
+    /// A task whose result this slot leaves for its waiter to receive (an <c>ApplyAsync</c> whose <c>Get</c> usually
+    /// follows at once), under the pool's gate. The slot counts as borrowed meanwhile; its thread takes the task back as
+    /// soon as there is other work, the pool stops, the worker dies, or nobody came for it within <see cref="LendGrace"/>.
+    /// </summary>
+    private PoolJob? _lentJob;
+
+    /// <summary>When <see cref="_lentJob"/> was lent (a <see cref="Stopwatch"/> timestamp).</summary>
+    private long _lentAt;
+
+    /// <summary>How long a lent task waits for its waiter before the slot's thread receives it itself.</summary>
+    private static readonly TimeSpan LendGrace = TimeSpan.FromMilliseconds(2);
+
+    /// <summary>Ends a lend nobody came for (the slot's thread may be asleep with nothing else to wake it).</summary>
+    private Timer? _lendTimer;
 
     /// <summary>The function ids the current worker caches (this side of the mirror).</summary>
     private readonly FunctionCache _functions = new();
@@ -247,6 +279,12 @@ internal sealed class WorkerSlot(Pool pool, int number)
         }
         finally
         {
+            lock (pool.Gate)
+            {
+                _lendTimer?.Dispose();
+                _lendTimer = null;
+            }
+
             StopWorker();
         }
     }
@@ -267,7 +305,23 @@ internal sealed class WorkerSlot(Pool pool, int number)
             {
                 if (_borrowed)
                 {
-                    Monitor.Wait(pool.Gate); // a caller is receiving on the connection: wait until it hands the slot back
+                    if (_lentJob is not null)
+                    {
+                        TimeSpan left = LendGrace - Stopwatch.GetElapsedTime(_lentAt);
+                        if (left <= TimeSpan.Zero || pool.Pending.First is not null || pool.State != PoolState.Running || _workerDied)
+                        {
+                            _lentJob = null; // nobody came for it, or there is more to do: receive it as any other
+                            _borrowed = false;
+                            continue;
+                        }
+
+                        Monitor.Wait(pool.Gate, left);
+                    }
+                    else
+                    {
+                        Monitor.Wait(pool.Gate); // a caller is receiving on the connection: wait until it hands the slot back
+                    }
+
                     _idle = false;
                     continue;
                 }
@@ -425,7 +479,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
     /// submitting thread sends it itself and the slot's thread only has to receive the result (one wake-up fewer).
     /// On true the caller holds the send lock and must call <see cref="SendDirect"/>.
     /// </summary>
-    public bool TryAssignDirect(PoolJob job, bool borrow)
+    public bool TryAssignDirect(PoolJob job, DirectReceipt receipt)
     {
         if (!_idle || _workerDied || _connection is null || _worker is null || !Monitor.TryEnter(_sendLock))
         {
@@ -433,7 +487,16 @@ internal sealed class WorkerSlot(Pool pool, int number)
         }
 
         _idle = false;
-        _borrowed = borrow;
+        _borrowed = receipt != DirectReceipt.SlotThread;
+        if (receipt == DirectReceipt.Waiter)
+        {
+            job.LentBy = this;
+            _lentJob = job;
+            _lentAt = Stopwatch.GetTimestamp();
+            (_lendTimer ??= new Timer(static state => ((WorkerSlot)state!).LendExpired(), this, Timeout.Infinite, Timeout.Infinite))
+                .Change(LendGrace, Timeout.InfiniteTimeSpan);
+        }
+
         job.DirectConnection = _connection; // the worker it was assigned to, even if a replacement comes before the send
         job.Slot = this;
         job.StartedAt = Stopwatch.GetTimestamp();
@@ -461,7 +524,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
     /// neither the slot's thread nor a task continuation has to wake. Anything unusual (no answer within a second, the
     /// worker gone, a timeout or cancellation to enforce) hands the slot back to its thread, which handles it as always.
     /// </summary>
-    public void ReceiveBorrowed(PoolJob job)
+    public void ReceiveBorrowed(PoolJob job, TimeSpan? within = null)
     {
         try
         {
@@ -471,8 +534,13 @@ internal sealed class WorkerSlot(Pool pool, int number)
                 window = timeout;
             }
 
+            if (within is { } limit && limit < window)
+            {
+                window = limit;
+            }
+
             Connection? connection = _connection;
-            if (connection is not null && !job.CancellationToken.IsCancellationRequested && connection.Poll(window))
+            if (connection is not null && !job.CancellationToken.IsCancellationRequested && connection.SpinThenPoll(PoolWorker.SpinBeforeSleep, window))
             {
                 WorkResult result = connection.Recv<WorkResult>();
                 if (result.Kind != WorkResultKind.InitializerFailed)
@@ -499,13 +567,79 @@ internal sealed class WorkerSlot(Pool pool, int number)
         {
             lock (pool.Gate)
             {
-                // Only the slot's thread marks itself idle, just before it waits: it must first look at the queue and
-                // the pool's state, which may have changed while the slot was borrowed.
+                _borrowed = false;
+                if (WouldIdle())
+                {
+                    _idle = true; // its thread still sleeps, and would only go back to sleep: the next call may use the slot at once
+                }
+                else
+                {
+                    Monitor.PulseAll(pool.Gate); // there is something for its thread to do (or to notice)
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Under the pool's gate: a waiter on <paramref name="job"/>, lent to it by <see cref="TryAssignDirect"/>, receives
+    /// its result itself (see <see cref="ReceiveBorrowed"/>) unless the slot's thread took it back already.
+    /// </summary>
+    public void ReceiveLent(PoolJob job, TimeSpan? within)
+    {
+        lock (pool.Gate)
+        {
+            if (_lentJob != job)
+            {
+                return;
+            }
+
+            _lentJob = null; // an ordinary borrow now, by this waiter
+        }
+
+        ReceiveBorrowed(job, within);
+    }
+
+    /// <summary>Nobody will block for <paramref name="job"/>'s result (it is awaited or polled): the slot's thread receives it.</summary>
+    public void Unlend(PoolJob job)
+    {
+        lock (pool.Gate)
+        {
+            if (_lentJob == job)
+            {
+                _lentJob = null;
                 _borrowed = false;
                 Monitor.PulseAll(pool.Gate);
             }
         }
     }
+
+    /// <summary>The lend timer fired: a task lent for longer than <see cref="LendGrace"/> goes back to the slot's thread.</summary>
+    private void LendExpired()
+    {
+        lock (pool.Gate)
+        {
+            if (_lentJob is null)
+            {
+                return;
+            }
+
+            TimeSpan left = LendGrace - Stopwatch.GetElapsedTime(_lentAt);
+            if (left > TimeSpan.Zero)
+            {
+                _lendTimer?.Change(left, Timeout.InfiniteTimeSpan); // lent again since the timer was set
+                return;
+            }
+
+            _lentJob = null;
+            _borrowed = false;
+            Monitor.PulseAll(pool.Gate);
+        }
+    }
+
+    /// <summary>Under the pool's gate: whether the slot's thread, looking now, would find nothing to do and wait idle.</summary>
+    private bool WouldIdle()
+        => _inFlight.Count == 0 && pool.Pending.First is null && pool.State == PoolState.Running && pool.InitializerError is null
+            && !_workerDied && _worker is not null && _connection is not null && !(pool.MaxTasksPerChild is { } quota && _tasksHanded >= quota);
 
     /// <summary>Waits for one result, then takes every other one already there (one wake-up, many results).</summary>
     private void ReceiveAvailable()
