@@ -50,9 +50,10 @@ public sealed class Pool : IDisposable
         }
         catch
         {
+            // The workers already started must not outlive the failed constructor: stopped, reaped, their connections closed.
             foreach (WorkerSlot? slot in _slots)
             {
-                slot?.KillWorker();
+                slot?.Abandon();
             }
 
             throw;

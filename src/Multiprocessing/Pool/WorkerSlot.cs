@@ -245,6 +245,20 @@ internal sealed class WorkerSlot(Pool pool, int number)
         KillWorker();
     }
 
+    /// <summary>For a pool whose constructor failed (the slot has no thread): kills the worker, waits until it is gone, and releases it.</summary>
+    public void Abandon()
+    {
+        KillWorker();
+        Process? worker;
+        lock (pool.Gate)
+        {
+            worker = _worker;
+        }
+
+        _ = worker?.Join(TimeSpan.FromSeconds(30));
+        DisposeWorker();
+    }
+
     /// <summary>Stops the current worker; the slot's thread sees its connection end and handles the rest.</summary>
     public void KillWorker()
     {
