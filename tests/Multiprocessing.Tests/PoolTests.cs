@@ -449,4 +449,71 @@ public sealed class PoolTests
         Assert.Equal(5, slow.Get(Tests.Bounded.Long));
         Assert.Equal(6, await Bounded(() => pool.Apply(static () => 6)));
     }
+
+    [Fact]
+    public async Task A_worker_that_dies_among_pipelined_tasks_fails_exactly_the_one_it_was_running()
+    {
+        using var pool = new mp.Pool(2);
+        static int KillSelf() { System.Diagnostics.Process.GetCurrentProcess().Kill(); return 0; }
+
+        // Many short tasks go to each worker at once and their results travel together, so the ones finished before the
+        // fatal task may still be held in the worker when it dies: they run again; only the fatal one fails.
+        for (int round = 0; round < 3; round++)
+        {
+            Assert.Equal(Enumerable.Range(0, 100), await Bounded(() => pool.Map(x => x, Enumerable.Range(0, 100), chunkSize: 1))); // short tasks: the workers are fed far ahead
+            mp.AsyncResult<int>[] results = Enumerable.Range(0, 60).Select(i => pool.ApplyAsync(() => i == 37 ? KillSelf() : i)).ToArray();
+            await Bounded(() => Array.ForEach(results, r => r.Wait(Tests.Bounded.Long)));
+            for (int i = 0; i < results.Length; i++)
+            {
+                if (i == 37)
+                {
+                    Assert.IsType<mp.ProcessException>(Assert.ThrowsAny<Exception>(() => results[i].Get()));
+                }
+                else
+                {
+                    Assert.Equal(i, results[i].Get());
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public async Task A_finished_tasks_result_is_not_held_back_by_a_long_task_behind_it_in_the_same_worker()
+    {
+        var pool = new mp.Pool(1);
+        try
+        {
+            Assert.Equal(Enumerable.Range(0, 40), await Bounded(() => pool.Map(x => x, Enumerable.Range(0, 40), chunkSize: 1))); // short tasks so far: the worker is fed ahead
+            using var scratch = new ScratchDirectory();
+            string started = scratch.File("started");
+            string go = scratch.File("go");
+
+            // A task the pool's thread waits on holds the worker while two more queue; when its result arrives, both go
+            // to the worker in one write. (Its token only keeps the pool's thread, not a caller, receiving its result.)
+            using var cts = new CancellationTokenSource();
+            mp.AsyncResult<int> blocker = pool.ApplyAsync(
+                () =>
+                {
+                    File.WriteAllText(started, "");
+                    SpinWait.SpinUntil(() => File.Exists(go), TimeSpan.FromSeconds(60));
+                    return 1;
+                },
+                cancellationToken: cts.Token);
+            await Bounded(() => SpinWait.SpinUntil(() => File.Exists(started), Tests.Bounded.Long));
+            mp.AsyncResult<int> quick = pool.ApplyAsync(static () => 2);
+            mp.AsyncResult<int> endless = pool.ApplyAsync(static () => { Thread.Sleep(Timeout.Infinite); return 3; });
+            File.WriteAllText(go, "");
+            Assert.Equal(1, blocker.Get(Tests.Bounded.Long));
+
+            // The worker finishes the quick one with the endless one already received, then runs that for ever: the
+            // quick one's result must still go out.
+            Assert.Equal(2, quick.Get(Tests.Bounded.Long));
+            Assert.False(endless.IsCompletedQuietly);
+        }
+        finally
+        {
+            pool.Terminate();
+            pool.Join();
+        }
+    }
 }

@@ -62,6 +62,22 @@ public sealed class Connection : IConnection
     /// <summary>Bytes read from the socket but not yet received as messages.</summary>
     internal int BufferedByteCount => _aheadEnd - _aheadStart;
 
+    /// <summary>Whether a whole message already sits in this end's read-ahead buffer, so receiving it will not block.</summary>
+    internal bool HasBufferedMessage
+    {
+        get
+        {
+            int buffered = BufferedByteCount;
+            if (buffered < 4)
+            {
+                return false;
+            }
+
+            int length = BinaryPrimitives.ReadInt32BigEndian(_ahead.AsSpan(_aheadStart, 4));
+            return length >= 0 && buffered - 4 >= length;
+        }
+    }
+
     internal Connection(Socket socket, bool readable, bool writable, bool shutUnusedDirection = true)
         : this(new SocketTransport(socket), readable, writable, shutUnusedDirection)
     {
@@ -172,6 +188,95 @@ public sealed class Connection : IConnection
         {
             BinarySerializer.Return(writer);
         }
+    }
+
+    /// <summary>
+    /// Sends the messages <paramref name="source"/> produces, each as its own message (the receiver sees exactly what
+    /// <see cref="Send{T}"/> would have sent, one message each), written together in as few system calls as possible.
+    /// A value that cannot be serialized is replaced by the one the source gives for it, so the others still go out;
+    /// a message carrying OS handles goes in a write of its own. The source is asked for its values in order, and told
+    /// of each one serialized before it is asked for the next.
+    /// </summary>
+    internal void SendMany<T>(IMessageSource<T> source)
+    {
+        EnsureWritable();
+        if (Serializer.Current is not BinarySerializer)
+        {
+            for (int i = 0; i < source.Count; i++)
+            {
+                try
+                {
+                    Send(source.Produce(i));
+                    source.Serialized(i);
+                }
+                catch (System.Runtime.Serialization.SerializationException ex)
+                {
+                    Send(source.Failed(i, ex));
+                }
+            }
+
+            return;
+        }
+
+        ObjectWriter writer = BinarySerializer.Rent();
+        try
+        {
+            writer.CanCarryHandles = _carriesHandles;
+            _sendGate.Wait();
+            try
+            {
+                for (int i = 0; i < source.Count; i++)
+                {
+                    int start = writer.Length;
+                    try
+                    {
+                        AppendMessage(writer, source.Produce(i));
+                        source.Serialized(i);
+                    }
+                    catch (System.Runtime.Serialization.SerializationException ex)
+                    {
+                        writer.Truncate(start, 0); // handles are sent and cleared with their message, so none precede it
+                        AppendMessage(writer, source.Failed(i, ex));
+                    }
+
+                    if (writer.Handles is { Count: > 0 } handles)
+                    {
+                        // Descriptors travel with a write of their own: flush what came before, then this message.
+                        if (start > 0)
+                        {
+                            WriteAll(writer.WrittenSpan[..start]);
+                        }
+
+                        Platform.HandlePassing.SendAll(_transport.Socket!, writer.WrittenSpan[start..], handles);
+                        writer.Reset();
+                        writer.CanCarryHandles = _carriesHandles;
+                    }
+                }
+
+                if (writer.Length > 0)
+                {
+                    WriteAll(writer.WrittenSpan);
+                }
+            }
+            finally
+            {
+                _sendGate.Release();
+            }
+        }
+        finally
+        {
+            BinarySerializer.Return(writer);
+        }
+    }
+
+    /// <summary>Appends one framed message to <paramref name="writer"/>.</summary>
+    private static void AppendMessage<T>(ObjectWriter writer, T value)
+    {
+        int start = writer.Length;
+        writer.BeginNextMessage();
+        writer.WriteInt32(0);
+        BinarySerializer.WriteMessage(writer, value, root: null);
+        writer.WriteInt32BigEndianAt(start, writer.Length - start - 4);
     }
 
     /// <summary>Sends <paramref name="data"/> as one message of raw bytes (CPython's <c>send_bytes</c>); it may be empty.</summary>
@@ -902,4 +1007,20 @@ public sealed class Connection : IConnection
             // Already closed by the other side: nothing to shut.
         }
     }
+}
+
+/// <summary>The messages one <see cref="Connection.SendMany{T}"/> call sends, produced in order.</summary>
+internal interface IMessageSource<T>
+{
+    /// <summary>How many messages.</summary>
+    int Count { get; }
+
+    /// <summary>Message <paramref name="index"/>.</summary>
+    T Produce(int index);
+
+    /// <summary>Message <paramref name="index"/> was serialized (it goes out unless the connection fails).</summary>
+    void Serialized(int index);
+
+    /// <summary>Message <paramref name="index"/> could not be serialized: what to send in its place.</summary>
+    T Failed(int index, System.Runtime.Serialization.SerializationException error);
 }

@@ -10,6 +10,12 @@ namespace Multiprocessing.Pooling;
 /// </summary>
 internal abstract class WorkItem
 {
+    /// <summary>
+    /// Set for a task with a timeout or a cancellation token: the worker sends every result it holds before starting
+    /// it, so the pool knows when it starts (see <see cref="PoolWorker"/>).
+    /// </summary>
+    public bool Watched { get; set; }
+
     /// <summary>Non-zero when the function may be cached in the worker under this id.</summary>
     public abstract long FunctionId { get; }
 
@@ -62,7 +68,7 @@ internal sealed class CallItem<TResult>(Func<TResult>? function, long functionId
 
     public override Delegate? Function => _function;
 
-    public override WorkItem WithoutFunction() => new CallItem<TResult>(null, _functionId);
+    public override WorkItem WithoutFunction() => new CallItem<TResult>(null, _functionId) { Watched = Watched };
 
     public override object? Run(Delegate function) => ((Func<TResult>)function)();
 }
@@ -91,7 +97,7 @@ internal sealed class ActionItem(Action? action, long functionId) : WorkItem
 
     public override Delegate? Function => _action;
 
-    public override WorkItem WithoutFunction() => new ActionItem(null, _functionId);
+    public override WorkItem WithoutFunction() => new ActionItem(null, _functionId) { Watched = Watched };
 
     public override object? Run(Delegate function)
     {
@@ -111,7 +117,7 @@ internal sealed class MapChunk<T, TResult>(Func<T, TResult>? function, long func
 
     public override Delegate? Function => _function;
 
-    public override WorkItem WithoutFunction() => new MapChunk<T, TResult>(null, _functionId, _items);
+    public override WorkItem WithoutFunction() => new MapChunk<T, TResult>(null, _functionId, _items) { Watched = Watched };
 
     public override object? Run(Delegate function)
     {
@@ -184,15 +190,32 @@ internal enum WorkResultKind : byte
     InitializerFailed,
 }
 
-/// <summary>The loop a pool worker process runs: receive an item, run it, send its result, until the pool hangs up.</summary>
+/// <summary>
+/// The loop a pool worker process runs: receive an item, run it, send its result, until the pool hangs up.
+/// </summary>
+/// <remarks>
+/// Results of short tasks are sent together: while the next item already sits whole in the read-ahead buffer, a
+/// result waits to go out with the following ones (one write for many, and one wake-up of the pool's thread). They
+/// go out before the worker would block, before it starts a watched item (one with a timeout or a cancellation
+/// token: the pool must see when it starts), when 64 have gathered, and at the latest 1 ms after the first, by a
+/// timer (a long task must not hold the earlier ones back). So that a worker that dies still fails only the task
+/// it was running, it writes to a shared word which item it runs (<c>2n + 1</c> while running the n-th item it
+/// received, <c>2n</c> once it finished): the pool reads it when the worker ends.
+/// </remarks>
 internal static class PoolWorker
 {
     /// <summary>How long an idle worker keeps polling for its next task before it sleeps.</summary>
     public static readonly TimeSpan SpinBeforeSleep = TimeSpan.FromMicroseconds(50);
 
-    public static void Serve(Connection connection, Action? initializer)
+    /// <summary>The longest a finished task's result waits for others to go out with.</summary>
+    private static readonly TimeSpan HoldLimit = TimeSpan.FromMilliseconds(1);
+
+    private const int HoldCount = 64;
+
+    public static void Serve(Connection connection, Action? initializer, SharedValue<long> progress)
     {
         using (connection)
+        using (progress)
         {
             try
             {
@@ -204,14 +227,22 @@ internal static class PoolWorker
                 return;
             }
 
+            using var outbox = new Outbox(connection);
             var functions = new FunctionCache();
+            long received = 0;
             while (true)
             {
+                if (!connection.HasBufferedMessage)
+                {
+                    outbox.Flush(); // about to wait for input: nothing may stay behind
+                }
+
                 WorkItem? item;
                 try
                 {
                     _ = connection.SpinThenPoll(SpinBeforeSleep, TimeSpan.Zero);
                     item = connection.Recv<WorkItem?>();
+                    received++;
                 }
                 catch (EndOfStreamException)
                 {
@@ -220,7 +251,9 @@ internal static class PoolWorker
                 catch (SerializationException ex)
                 {
                     // The whole message was read, so the stream is still in step: this item fails, the next one may not.
-                    connection.Send(new WorkResult(WorkResultKind.Failure, null, RemoteException.FromException(ex)));
+                    received++;
+                    progress.Value = 2 * received;
+                    outbox.Add(new WorkResult(WorkResultKind.Failure, null, RemoteException.FromException(ex)));
                     continue;
                 }
 
@@ -229,6 +262,12 @@ internal static class PoolWorker
                     return;
                 }
 
+                if (item.Watched)
+                {
+                    outbox.Flush(); // the pool times a watched item from the result before it
+                }
+
+                progress.Value = 2 * received + 1;
                 WorkResult result;
                 try
                 {
@@ -253,15 +292,88 @@ internal static class PoolWorker
                     result = new WorkResult(WorkResultKind.Failure, null, RemoteException.FromException(ex));
                 }
 
-                try
+                progress.Value = 2 * received;
+                outbox.Add(result);
+            }
+        }
+    }
+
+    /// <summary>Results waiting to go out together (see the remarks on <see cref="PoolWorker"/>).</summary>
+    private sealed class Outbox : IMessageSource<WorkResult>, IDisposable
+    {
+        private readonly Connection _connection;
+        private readonly object _gate = new();
+        private readonly Timer _timer;
+        private List<WorkResult> _held = [];
+        private List<WorkResult> _sending = [];
+
+        public Outbox(Connection connection)
+        {
+            _connection = connection;
+            _timer = new Timer(static state => ((Outbox)state!).Flush(), this, Timeout.Infinite, Timeout.Infinite);
+        }
+
+        public int Count => _sending.Count;
+
+        public void Add(WorkResult result)
+        {
+            lock (_gate)
+            {
+                _held.Add(result);
+                if (_held.Count == 1)
                 {
-                    connection.Send(result);
+                    _ = _timer.Change(HoldLimit, Timeout.InfiniteTimeSpan);
                 }
-                catch (SerializationException ex)
+                else if (_held.Count >= HoldCount)
                 {
-                    connection.Send(new WorkResult(WorkResultKind.Failure, null, RemoteException.FromException(
-                        new SerializationException($"The task's result could not be sent back: {ex.Message}", ex))));
+                    SendHeld();
                 }
+            }
+        }
+
+        public void Flush()
+        {
+            lock (_gate)
+            {
+                if (_held.Count > 0)
+                {
+                    SendHeld();
+                }
+            }
+        }
+
+        private void SendHeld()
+        {
+            (_sending, _held) = (_held, _sending);
+            try
+            {
+                _connection.SendMany(this);
+            }
+            catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+            {
+                // the pool hung up: the main loop sees the end of the stream next
+            }
+            finally
+            {
+                _sending.Clear();
+            }
+        }
+
+        public WorkResult Produce(int index) => _sending[index];
+
+        public void Serialized(int index)
+        {
+        }
+
+        public WorkResult Failed(int index, SerializationException error)
+            => new(WorkResultKind.Failure, null, RemoteException.FromException(
+                new SerializationException($"The task's result could not be sent back: {error.Message}", error)));
+
+        public void Dispose()
+        {
+            lock (_gate)
+            {
+                _timer.Dispose();
             }
         }
     }

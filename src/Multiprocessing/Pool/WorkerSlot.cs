@@ -13,6 +13,7 @@ internal sealed class PoolJob
     public PoolJob(WorkItem item, Action<object?> succeed, Action<Exception> fail, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         Item = item;
+        item.Watched = timeout is not null || cancellationToken.CanBeCanceled;
         _succeed = succeed;
         _fail = fail;
         Timeout = timeout;
@@ -101,7 +102,7 @@ internal enum DirectReceipt
 /// ahead, reads their results in order, stops the worker when the oldest task runs past its timeout or is cancelled,
 /// and replaces a worker that died (failing only the task it was running; those it had not started go back to the queue).
 /// </summary>
-internal sealed class WorkerSlot(Pool pool, int number)
+internal sealed class WorkerSlot(Pool pool, int number) : IMessageSource<WorkItem>
 {
     /// <summary>
     /// How many tasks the worker holds ahead of its results: deep while tasks are short (the round trip and the
@@ -133,6 +134,12 @@ internal sealed class WorkerSlot(Pool pool, int number)
     private PoolJob? _killedFor;
 
     private IDisposable? _deathWatch;
+
+    /// <summary>The current worker's progress word (see <see cref="PoolWorker"/>): which item it runs or last finished.</summary>
+    private SharedValue<long>? _progress;
+
+    /// <summary>How many results the current worker's connection has delivered: the head of the in-flight queue is its item number this + 1.</summary>
+    private long _resultsReceived;
 
     /// <summary>True while a synchronous caller receives its own result on this slot's connection; the slot's thread keeps off.</summary>
     private volatile bool _borrowed;
@@ -166,8 +173,9 @@ internal sealed class WorkerSlot(Pool pool, int number)
     public void StartWorker()
     {
         (Connection ours, Connection theirs) = Pipe.Create();
-        var worker = new Process<Connection, Action?>(
-            PoolWorker.Serve, theirs, pool.Initializer, name: $"PoolWorker-{Interlocked.Increment(ref s_workerNumber)}", daemon: true);
+        var progress = new SharedValue<long>(0, locked: false);
+        var worker = new Process<Connection, Action?, SharedValue<long>>(
+            PoolWorker.Serve, theirs, pool.Initializer, progress, name: $"PoolWorker-{Interlocked.Increment(ref s_workerNumber)}", daemon: true);
         try
         {
             worker.Start();
@@ -176,6 +184,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
         {
             ours.Dispose();
             theirs.Dispose();
+            progress.Dispose();
             worker.Dispose();
             throw;
         }
@@ -185,6 +194,8 @@ internal sealed class WorkerSlot(Pool pool, int number)
         {
             _worker = worker;
             _connection = ours;
+            _progress = progress;
+            _resultsReceived = 0;
             _tasksHanded = 0;
             _workerDied = false;
             _killedFor = null;
@@ -423,27 +434,88 @@ internal sealed class WorkerSlot(Pool pool, int number)
         return true;
     }
 
+    /// <summary>Sends <paramref name="jobs"/> to the worker, one message each, in one write; false when the worker is gone (then handled).</summary>
     private bool Send(List<PoolJob> jobs)
     {
         long now = Stopwatch.GetTimestamp();
+        bool sent = false;
         lock (_sendLock)
         {
-            foreach (PoolJob job in jobs)
+            if (jobs[0].StartedAt == 0 && _inFlight.Peek() == jobs[0])
             {
-                if (job.StartedAt == 0 && _inFlight.Peek() == job)
-                {
-                    job.StartedAt = now;
-                }
+                jobs[0].StartedAt = now;
+            }
 
-                if (_connection is not { } connection || !SendOne(job, connection))
+            if (_connection is { } connection)
+            {
+                _sending = jobs;
+                try
                 {
-                    WorkerEnded();
-                    return false;
+                    connection.SendMany(this);
+                    sent = true;
                 }
+                catch (Exception ex) when (ex is IOException or ObjectDisposedException or NullReferenceException)
+                {
+                    // the worker is gone: handled below
+                }
+                finally
+                {
+                    _sending = null;
+                }
+            }
+
+            if (!sent)
+            {
+                FailUnsendable();
+                WorkerEnded();
+                return false;
             }
         }
 
+        FailUnsendable();
         return true;
+    }
+
+    /// <summary>The jobs <see cref="Send"/> is sending (under the send lock).</summary>
+    private List<PoolJob>? _sending;
+
+    /// <summary>Jobs that could not be serialized during <see cref="Send"/>, failed once the send is over (their continuations may submit more work).</summary>
+    private List<(PoolJob Job, Exception Error)>? _unsendable;
+
+    int IMessageSource<WorkItem>.Count => _sending!.Count;
+
+    WorkItem IMessageSource<WorkItem>.Produce(int index)
+    {
+        WorkItem item = _sending![index].Item;
+        return item.FunctionId != 0 && _functions.Contains(item.FunctionId) ? item.WithoutFunction() : item;
+    }
+
+    void IMessageSource<WorkItem>.Serialized(int index)
+    {
+        long id = _sending![index].Item.FunctionId;
+        if (id != 0 && !_functions.Contains(id))
+        {
+            _functions.Add(id, null); // the worker now caches it
+        }
+    }
+
+    WorkItem IMessageSource<WorkItem>.Failed(int index, SerializationException error)
+    {
+        // Only this task fails; a placeholder takes its place in the worker's queue, so results still line up with the tasks in flight.
+        (_unsendable ??= []).Add((_sending![index], error));
+        return SkipItem.Instance;
+    }
+
+    private void FailUnsendable()
+    {
+        if (_unsendable is { Count: > 0 } failed)
+        {
+            _unsendable = null;
+            foreach ((PoolJob job, Exception error) in failed)
+            {
+                job.TryFail(error);
+            }
+        }
     }
 
     /// <summary>Sends one task; false when the worker is gone (the caller decides who handles that). Under the send lock.</summary>
@@ -732,6 +804,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
         {
             job = _inFlight.Dequeue();
             job.Slot = null;
+            _resultsReceived++;
             if (_inFlight.TryPeek(out PoolJob? next))
             {
                 next.StartedAt = now;
@@ -768,24 +841,32 @@ internal sealed class WorkerSlot(Pool pool, int number)
         lock (pool.Gate)
         {
             bool terminated = pool.State == PoolState.Terminated;
-            bool first = true;
             PoolJob? target = _killedFor;
             _killedFor = null;
+
+            // Which item the worker was running when it ended, by its number (the first in flight is item
+            // _resultsReceived + 1). Before any item started (the word is 0) the first in flight takes the blame, as it
+            // would have started next: a task that kills every worker at once must fail, not be retried forever.
+            long word = _progress?.Value ?? 0;
+            long culprit = word == 0 ? _resultsReceived + 1 : (word & 1) == 1 ? word / 2 : 0;
+            long item = _resultsReceived;
             var requeue = new List<PoolJob>();
             while (_inFlight.TryDequeue(out PoolJob? job))
             {
                 job.Slot = null;
-                bool innocent = first && target is not null && job != target && !job.Cancelled && !job.TimedOut;
-                if ((first && !innocent) || job.Cancelled || terminated)
+                item++;
+                bool wasRunning = item == culprit;
+                bool innocent = wasRunning && target is not null && job != target && !job.Cancelled && !job.TimedOut;
+                if ((wasRunning && !innocent) || job.Cancelled || job.TimedOut || terminated)
                 {
                     failed.Add(job);
                 }
                 else
                 {
-                    requeue.Add(job); // handed over but not started: the worker runs tasks in order
+                    // Not started yet (the worker runs items in order), or finished with its result still held in the
+                    // worker when it ended (see PoolWorker): either way it runs again elsewhere.
+                    requeue.Add(job);
                 }
-
-                first = false;
             }
 
             for (int i = requeue.Count - 1; i >= 0; i--)
@@ -824,7 +905,7 @@ internal sealed class WorkerSlot(Pool pool, int number)
         {
             PoolJob job = failed[i];
             Exception error = job.Cancelled ? new OperationCanceledException("The task was cancelled; its worker was stopped.", job.CancellationToken)
-                : job.TimedOut && i == 0 ? new TimeoutException($"The task ran longer than its timeout of {job.Timeout}; its worker (pid {worker?.Pid}) was stopped and replaced.")
+                : job.TimedOut ? new TimeoutException($"The task ran longer than its timeout of {job.Timeout}; its worker (pid {worker?.Pid}) was stopped and replaced.")
                 : pool.State == PoolState.Terminated ? Pool.TerminatedException()
                 : new ProcessException($"The pool's worker process (pid {worker?.Pid}) died while running this task, with exit code {exitCode?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "unknown"}; it has been replaced.", exitCode);
             job.TryFail(error);
@@ -887,20 +968,24 @@ internal sealed class WorkerSlot(Pool pool, int number)
         Connection? connection;
         Process? worker;
         IDisposable? watch;
+        SharedValue<long>? progress;
         lock (pool.Gate)
         {
             connection = _connection;
             worker = _worker;
             watch = _deathWatch;
+            progress = _progress;
             _connection = null;
             _worker = null;
             _deathWatch = null;
+            _progress = null;
             _workerDied = false;
             WorkerPid = null;
         }
 
         watch?.Dispose();
         connection?.Dispose();
+        progress?.Dispose();
         if (worker is not null && !worker.IsAlive)
         {
             worker.Dispose();

@@ -54,6 +54,33 @@ public sealed class ObjectWriter
 
     internal int Length => _position;
 
+    /// <summary>Starts another message behind the ones written (several framed messages sent in one write): forgets this message's objects and types, keeps the bytes.</summary>
+    internal void BeginNextMessage()
+    {
+        if (_objectIds.Count > 0)
+        {
+            _objectIds.Clear();
+        }
+
+        if (_typeIds.Count > 0)
+        {
+            _typeIds.Clear();
+        }
+
+        ClosureUses = null;
+        SkippedClosureFields = null;
+    }
+
+    /// <summary>Drops what was written after <paramref name="length"/>, and the handles after the first <paramref name="handles"/> (a message that failed to serialize).</summary>
+    internal void Truncate(int length, int handles)
+    {
+        _position = length;
+        if (Handles is { } list && list.Count > handles)
+        {
+            list.RemoveRange(handles, list.Count - handles);
+        }
+    }
+
     internal void Reset()
     {
         _position = 0;
