@@ -516,4 +516,33 @@ public sealed class PoolTests
             pool.Join();
         }
     }
+
+    [Fact]
+    public async Task A_map_larger_than_the_queued_window_completes_after_Close_and_cancels_as_a_whole()
+    {
+        // Chunks are queued in waves of a few hundred: more than that must all run, in order, even once the pool is closed.
+        var pool = new mp.Pool(2);
+        var progress = new Recorder();
+        mp.AsyncResult<IReadOnlyList<int>> big = pool.MapAsync(x => x * 2, Enumerable.Range(0, 3000), chunkSize: 1, progress: progress);
+        pool.Close();
+        Assert.Equal(Enumerable.Range(0, 3000).Select(x => x * 2), big.Get(Tests.Bounded.Long));
+        await Bounded(pool.Join);
+        lock (progress.Values)
+        {
+            Assert.Equal(3000, progress.Values.Max());
+        }
+
+        // Cancelled part-way: the chunks not yet queued fail with the rest, and the map ends.
+        using var cancelled = new mp.Pool(2);
+        using var cts = new CancellationTokenSource();
+        using var scratch = new ScratchDirectory();
+        string started = scratch.File("started");
+        mp.AsyncResult<IReadOnlyList<int>> slow = cancelled.MapAsync(
+            x => { File.WriteAllText(started, ""); Thread.Sleep(1); return x; }, Enumerable.Range(0, 3000), chunkSize: 1, cancellationToken: cts.Token);
+        await Bounded(() => SpinWait.SpinUntil(() => File.Exists(started), Tests.Bounded.Long));
+        await cts.CancelAsync();
+        Assert.True(slow.Wait(Tests.Bounded.Long));
+        Assert.ThrowsAny<OperationCanceledException>(() => slow.Get());
+        Assert.Equal(4, await Bounded(() => cancelled.Apply(static () => 4)));
+    }
 }

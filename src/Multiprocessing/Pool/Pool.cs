@@ -186,23 +186,7 @@ public sealed class Pool : IDisposable
 
         int size = chunkSize ?? (timeout is null ? MapChunking.DefaultChunkSize(all.Length, Processes) : 1);
         var gather = new MapGather<TResult>(all.Length, size, progress, result.SetResult, result.SetException);
-        long functionId = WorkItem.NewFunctionId(); // one function for every chunk: each worker receives it once
-        for (int c = 0; c < gather.Chunks; c++)
-        {
-            int chunk = c;
-            T[] slice = all.AsSpan(gather.StartOf(chunk), gather.CountOf(chunk)).ToArray();
-            Submit(
-                new MapChunk<T, TResult>(func, functionId, slice),
-                value =>
-                {
-                    ((TResult[])value!).CopyTo(gather.SlotOf(chunk));
-                    gather.Succeeded(chunk);
-                },
-                error => gather.Failed(chunk, error),
-                timeout is { } t && t != Timeout.InfiniteTimeSpan ? t * slice.Length : timeout,
-                cancellationToken);
-        }
-
+        new MapFeeder<T, TResult>(this, func, all, gather, timeout, cancellationToken).Start();
         return result;
     }
 
@@ -402,13 +386,7 @@ public sealed class Pool : IDisposable
     internal PoolJob Submit(WorkItem item, Action<object?> succeed, Action<Exception> fail, TimeSpan? timeout, CancellationToken cancellationToken, DirectReceipt receipt = DirectReceipt.SlotThread)
     {
         bool callerWaits = receipt == DirectReceipt.Caller;
-        if (timeout is { } t && t != Timeout.InfiniteTimeSpan && t <= TimeSpan.Zero)
-        {
-            throw new ArgumentOutOfRangeException(nameof(timeout), t, "A task's timeout must be positive, or null / Timeout.InfiniteTimeSpan for none.");
-        }
-
-        cancellationToken.ThrowIfCancellationRequested(); // not even handed to a worker
-        var job = new PoolJob(item, succeed, fail, timeout == Timeout.InfiniteTimeSpan ? null : timeout, cancellationToken);
+        PoolJob job = NewJob(item, succeed, fail, timeout, cancellationToken);
         WorkerSlot? direct = null;
         lock (_gate)
         {
@@ -447,6 +425,59 @@ public sealed class Pool : IDisposable
         }
 
         return job;
+    }
+
+    /// <summary>A job for <see cref="SubmitAll"/>; exactly one of the two continuations will run, once.</summary>
+    internal static PoolJob NewJob(WorkItem item, Action<object?> succeed, Action<Exception> fail, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        if (timeout is { } t && t != Timeout.InfiniteTimeSpan && t <= TimeSpan.Zero)
+        {
+            throw new ArgumentOutOfRangeException(nameof(timeout), t, "A task's timeout must be positive, or null / Timeout.InfiniteTimeSpan for none.");
+        }
+
+        cancellationToken.ThrowIfCancellationRequested(); // not even handed to a worker
+        return new PoolJob(item, succeed, fail, timeout == Timeout.InfiniteTimeSpan ? null : timeout, cancellationToken);
+    }
+
+    /// <summary>
+    /// Queues many jobs at once (a map's chunks), waking the slots' threads once. With <paramref name="accepted"/>
+    /// they belong to work accepted earlier (a map fed in waves), which a closed pool still runs.
+    /// </summary>
+    internal void SubmitAll(List<PoolJob> jobs, bool accepted)
+    {
+        lock (_gate)
+        {
+            if (accepted && _state == PoolState.Terminated)
+            {
+                throw TerminatedException();
+            }
+
+            if (!accepted)
+            {
+                ThrowIfNotRunning();
+            }
+
+            if (_initializerError is not null)
+            {
+                throw InitializerFailure(_initializerError);
+            }
+
+            foreach (PoolJob job in jobs)
+            {
+                _pending.AddLast(job.Node);
+            }
+
+            Monitor.PulseAll(_gate);
+        }
+
+        foreach (PoolJob job in jobs)
+        {
+            if (job.CancellationToken.CanBeCanceled)
+            {
+                job.Owner = this;
+                job.Registration = job.CancellationToken.Register(static state => ((PoolJob)state!).Owner!.Cancel((PoolJob)state!), job);
+            }
+        }
     }
 
     /// <summary>Under the gate: the first idle slot that takes <paramref name="job"/> straight away, if any.</summary>

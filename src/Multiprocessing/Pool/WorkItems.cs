@@ -210,7 +210,7 @@ internal static class PoolWorker
     /// <summary>The longest a finished task's result waits for others to go out with.</summary>
     private static readonly TimeSpan HoldLimit = TimeSpan.FromMilliseconds(1);
 
-    private const int HoldCount = 64;
+    private const int HoldCount = 16;
 
     public static void Serve(Connection connection, Action? initializer, SharedValue<long> progress)
     {
