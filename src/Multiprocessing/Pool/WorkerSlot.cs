@@ -727,28 +727,50 @@ internal sealed class WorkerSlot(Pool pool, int number) : IMessageSource<WorkIte
         => _inFlight.Count == 0 && pool.Pending.First is null && pool.State == PoolState.Running && pool.InitializerError is null
             && !_workerDied && _worker is not null && _connection is not null && !(pool.MaxTasksPerChild is { } quota && _tasksHanded >= quota);
 
-    /// <summary>Waits for one result, then takes every other one already there (one wake-up, many results).</summary>
+    /// <summary>
+    /// Waits for one result, then takes every other one already there, and completes them under one acquisition of
+    /// the pool's gate (one wake-up, many results).
+    /// </summary>
     private void ReceiveAvailable()
     {
-        for (int taken = 0; ReceiveOne() && taken < 64 && _inFlight.Count > 0 && _connection is { } connection && connection.Poll(TimeSpan.Zero); taken++)
+        ReceiveOutcome outcome = ReceiveOne();
+        while (outcome == ReceiveOutcome.Received && _arrived.Count < 64 && _arrived.Count < _inFlight.Count
+            && _connection is { } connection && connection.Poll(TimeSpan.Zero))
         {
+            outcome = ReceiveOne();
+        }
+
+        CompleteArrived();
+        if (outcome == ReceiveOutcome.Ended)
+        {
+            WorkerEnded();
         }
     }
 
-    /// <summary>Receives one result and completes its task; false when the worker ended or was stopped.</summary>
-    private bool ReceiveOne()
+    private enum ReceiveOutcome
     {
-        if (_inFlight.Count == 0)
-        {
-            return false;
-        }
+        /// <summary>A result was added to <see cref="_arrived"/>.</summary>
+        Received,
 
-        PoolJob head = _inFlight.Peek();
-        TimeSpan wait = Timeout.InfiniteTimeSpan;
-        if (head.Timeout is { } timeout)
+        /// <summary>The worker ended or was stopped: <see cref="WorkerEnded"/> must run once the arrived results are completed.</summary>
+        Ended,
+
+        /// <summary>Nothing more to receive from this worker (its initializer failed; already handled).</summary>
+        Stopped,
+    }
+
+    /// <summary>Results received but not yet completed, in order: they belong to the first tasks in flight.</summary>
+    private readonly List<WorkResult> _arrived = [];
+
+    /// <summary>The tasks <see cref="CompleteArrived"/> completes (reused).</summary>
+    private readonly List<PoolJob> _completing = [];
+
+    /// <summary>Receives one result into <see cref="_arrived"/>; the first of a turn waits, enforcing the running task's timeout.</summary>
+    private ReceiveOutcome ReceiveOne()
+    {
+        if (_inFlight.Count <= _arrived.Count)
         {
-            TimeSpan ran = Stopwatch.GetElapsedTime(head.StartedAt);
-            wait = timeout > ran ? timeout - ran : TimeSpan.Zero;
+            return ReceiveOutcome.Stopped;
         }
 
         WorkResult result;
@@ -756,59 +778,86 @@ internal sealed class WorkerSlot(Pool pool, int number) : IMessageSource<WorkIte
         {
             if (_connection is null)
             {
-                WorkerEnded();
-                return false;
+                return ReceiveOutcome.Ended;
             }
 
-            if (!_connection.Poll(wait))
+            if (_arrived.Count == 0)
             {
-                head.TimedOut = true;
-                KillWorkerFor(head);
-                _ = _connection.Poll(TimeSpan.FromSeconds(30)); // its end of stream (a killed process's socket closes at once)
+                PoolJob head = _inFlight.Peek();
+                TimeSpan wait = Timeout.InfiniteTimeSpan;
+                if (head.Timeout is { } timeout)
+                {
+                    TimeSpan ran = Stopwatch.GetElapsedTime(head.StartedAt);
+                    wait = timeout > ran ? timeout - ran : TimeSpan.Zero;
+                }
+
+                if (!_connection.Poll(wait))
+                {
+                    head.TimedOut = true;
+                    KillWorkerFor(head);
+                    _ = _connection.Poll(TimeSpan.FromSeconds(30)); // its end of stream (a killed process's socket closes at once)
+                }
             }
 
             result = _connection.Recv<WorkResult>();
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException)
         {
-            WorkerEnded();
-            return false;
+            return ReceiveOutcome.Ended;
         }
         catch (SerializationException ex)
         {
             // The result arrived but could not be read here: that task fails, the stream is still in step.
-            Complete(new WorkResult(WorkResultKind.Failure, null, RemoteException.FromException(ex)));
-            return true;
+            result = new WorkResult(WorkResultKind.Failure, null, RemoteException.FromException(ex));
         }
 
         if (result.Kind == WorkResultKind.InitializerFailed)
         {
+            CompleteArrived();
             pool.InitializerFailed(result.Error!);
             FailAll(Pool.InitializerFailure(result.Error!));
             StopWorker();
-            return false;
+            return ReceiveOutcome.Stopped;
         }
 
-        Complete(result);
-        return true;
+        _arrived.Add(result);
+        return ReceiveOutcome.Received;
     }
 
+    /// <summary>Completes one result at once (a caller that borrowed the slot received it).</summary>
     private void Complete(WorkResult result)
     {
-        PoolJob job;
+        _arrived.Add(result);
+        CompleteArrived();
+    }
+
+    /// <summary>Completes the tasks whose results are in <see cref="_arrived"/> (the first ones in flight), in order.</summary>
+    private void CompleteArrived()
+    {
+        int count = _arrived.Count;
+        if (count == 0)
+        {
+            return;
+        }
+
         bool nextCancelled = false;
         long now = Stopwatch.GetTimestamp();
-        long ran = now - _inFlight.Peek().StartedAt;
-        _averageRunTicks = _averageRunTicks == 0 ? Math.Max(ran, 1) : Math.Max((_averageRunTicks * 7 + ran) / 8, 1);
+        long ran = Math.Max((now - _inFlight.Peek().StartedAt) / count, 1);
+        _averageRunTicks = _averageRunTicks == 0 ? ran : Math.Max((_averageRunTicks * 7 + ran) / 8, 1);
         lock (pool.Gate)
         {
-            job = _inFlight.Dequeue();
-            job.Slot = null;
-            _resultsReceived++;
+            for (int i = 0; i < count; i++)
+            {
+                PoolJob job = _inFlight.Dequeue();
+                job.Slot = null;
+                _completing.Add(job);
+            }
+
+            _resultsReceived += count;
             if (_inFlight.TryPeek(out PoolJob? next))
             {
                 next.StartedAt = now;
-                nextCancelled = next.Cancelled; // cancelled while queued behind this one: the worker starts it now
+                nextCancelled = next.Cancelled; // cancelled while queued behind these: the worker starts it now
             }
         }
 
@@ -817,13 +866,25 @@ internal sealed class WorkerSlot(Pool pool, int number) : IMessageSource<WorkIte
             KillWorkerFor(_inFlight.Peek());
         }
 
-        if (result.Kind == WorkResultKind.Success)
+        try
         {
-            job.TrySucceed(result.Value);
+            for (int i = 0; i < count; i++)
+            {
+                WorkResult result = _arrived[i];
+                if (result.Kind == WorkResultKind.Success)
+                {
+                    _completing[i].TrySucceed(result.Value);
+                }
+                else
+                {
+                    _completing[i].TryFail(result.Error!);
+                }
+            }
         }
-        else
+        finally
         {
-            job.TryFail(result.Error!);
+            _arrived.Clear();
+            _completing.Clear();
         }
     }
 
