@@ -5,7 +5,7 @@ namespace Multiprocessing.Pooling;
 /// tasks at any time, and finishing chunks make room for the next. A map of a million items then holds a few
 /// hundred tasks, not a million (which would live long enough to make the garbage collector's work expensive).
 /// </summary>
-internal sealed class MapFeeder<T, TResult>
+internal sealed class MapFeeder<T, TResult> : IJobContinuation
 {
     private readonly Pool _pool;
     private readonly Func<T, TResult> _func;
@@ -77,17 +77,8 @@ internal sealed class MapFeeder<T, TResult>
             T[] slice = _items.AsSpan(_gather.StartOf(chunk), _gather.CountOf(chunk)).ToArray();
             jobs.Add(Pool.NewJob(
                 new MapChunk<T, TResult>(_func, _functionId, slice),
-                value =>
-                {
-                    ((TResult[])value!).CopyTo(_gather.SlotOf(chunk));
-                    _gather.Succeeded(chunk);
-                    Finished();
-                },
-                error =>
-                {
-                    _gather.Failed(chunk, error);
-                    Finished();
-                },
+                this,
+                chunk,
                 _timeout is { } t && t != Timeout.InfiniteTimeSpan ? t * slice.Length : _timeout,
                 _cancellationToken));
         }
@@ -95,5 +86,20 @@ internal sealed class MapFeeder<T, TResult>
         _next += count;
         _outstanding += count;
         return jobs;
+    }
+
+    /// <inheritdoc/>
+    public void Succeeded(int index, object? value)
+    {
+        ((TResult[])value!).CopyTo(_gather.SlotOf(index));
+        _gather.Succeeded(index);
+        Finished();
+    }
+
+    /// <inheritdoc/>
+    public void Failed(int index, Exception error)
+    {
+        _gather.Failed(index, error);
+        Finished();
     }
 }

@@ -430,13 +430,25 @@ public sealed class Pool : IDisposable
     /// <summary>A job for <see cref="SubmitAll"/>; exactly one of the two continuations will run, once.</summary>
     internal static PoolJob NewJob(WorkItem item, Action<object?> succeed, Action<Exception> fail, TimeSpan? timeout, CancellationToken cancellationToken)
     {
+        CheckJob(timeout, cancellationToken);
+        return new PoolJob(item, succeed, fail, timeout == Timeout.InfiniteTimeSpan ? null : timeout, cancellationToken);
+    }
+
+    /// <summary>A job that is part <paramref name="index"/> of <paramref name="owner"/>'s work.</summary>
+    internal static PoolJob NewJob(WorkItem item, IJobContinuation owner, int index, TimeSpan? timeout, CancellationToken cancellationToken)
+    {
+        CheckJob(timeout, cancellationToken);
+        return new PoolJob(item, owner, index, timeout == Timeout.InfiniteTimeSpan ? null : timeout, cancellationToken);
+    }
+
+    private static void CheckJob(TimeSpan? timeout, CancellationToken cancellationToken)
+    {
         if (timeout is { } t && t != Timeout.InfiniteTimeSpan && t <= TimeSpan.Zero)
         {
             throw new ArgumentOutOfRangeException(nameof(timeout), t, "A task's timeout must be positive, or null / Timeout.InfiniteTimeSpan for none.");
         }
 
         cancellationToken.ThrowIfCancellationRequested(); // not even handed to a worker
-        return new PoolJob(item, succeed, fail, timeout == Timeout.InfiniteTimeSpan ? null : timeout, cancellationToken);
     }
 
     /// <summary>

@@ -6,11 +6,21 @@ namespace Multiprocessing.Pooling;
 /// <summary>One submitted task: its item, its continuations, and where it is.</summary>
 internal sealed class PoolJob
 {
-    private readonly Action<object?> _succeed;
-    private readonly Action<Exception> _fail;
+    private readonly Action<object?>? _succeed;
+    private readonly Action<Exception>? _fail;
+    private readonly IJobContinuation? _owner;
+    private readonly int _index;
     private int _completed;
 
-    public PoolJob(WorkItem item, Action<object?> succeed, Action<Exception> fail, TimeSpan? timeout, CancellationToken cancellationToken)
+    /// <summary>A job whose outcome goes to <paramref name="owner"/> as part <paramref name="index"/> of a larger whole (a map's chunk): no delegates to allocate per task.</summary>
+    public PoolJob(WorkItem item, IJobContinuation owner, int index, TimeSpan? timeout, CancellationToken cancellationToken)
+        : this(item, null, null, timeout, cancellationToken)
+    {
+        _owner = owner;
+        _index = index;
+    }
+
+    public PoolJob(WorkItem item, Action<object?>? succeed, Action<Exception>? fail, TimeSpan? timeout, CancellationToken cancellationToken)
     {
         Item = item;
         item.Watched = timeout is not null || cancellationToken.CanBeCanceled;
@@ -57,7 +67,14 @@ internal sealed class PoolJob
         if (Interlocked.Exchange(ref _completed, 1) == 0)
         {
             Registration.Dispose();
-            Continue(_succeed, value);
+            if (_owner is not null)
+            {
+                Continue(static (job, value) => job._owner!.Succeeded(job._index, value), this, value);
+            }
+            else
+            {
+                Continue(static (job, value) => job._succeed!(value), this, value);
+            }
         }
     }
 
@@ -66,22 +83,39 @@ internal sealed class PoolJob
         if (Interlocked.Exchange(ref _completed, 1) == 0)
         {
             Registration.Dispose();
-            Continue(_fail, error);
+            if (_owner is not null)
+            {
+                Continue(static (job, error) => job._owner!.Failed(job._index, error), this, error);
+            }
+            else
+            {
+                Continue(static (job, error) => job._fail!(error), this, error);
+            }
         }
     }
 
     /// <summary>Runs a continuation on the slot's thread; whatever it throws must not take the slot down.</summary>
-    private static void Continue<T>(Action<T> continuation, T argument)
+    private static void Continue<T>(Action<PoolJob, T> continuation, PoolJob job, T argument)
     {
         try
         {
-            continuation(argument);
+            continuation(job, argument);
         }
         catch (Exception ex)
         {
             Console.Error.WriteLine($"Multiprocessing: a pool task's continuation threw: {ex}");
         }
     }
+}
+
+/// <summary>Receives the outcomes of jobs that are parts of one larger piece of work (a map's chunks), by part number.</summary>
+internal interface IJobContinuation
+{
+    /// <summary>Part <paramref name="index"/> returned <paramref name="value"/>.</summary>
+    void Succeeded(int index, object? value);
+
+    /// <summary>Part <paramref name="index"/> failed with <paramref name="error"/>.</summary>
+    void Failed(int index, Exception error);
 }
 
 /// <summary>Who receives the result of a task sent straight to an idle worker.</summary>
