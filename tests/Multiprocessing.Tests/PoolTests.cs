@@ -545,4 +545,13 @@ public sealed class PoolTests
         Assert.ThrowsAny<OperationCanceledException>(() => slow.Get());
         Assert.Equal(4, await Bounded(() => cancelled.Apply(static () => 4)));
     }
+
+    [Fact]
+    public async Task A_few_long_tasks_after_many_short_ones_are_shared_between_the_workers()
+    {
+        using var pool = new mp.Pool(2);
+        Assert.Equal(Enumerable.Range(0, 200), await Bounded(() => pool.Map(x => x, Enumerable.Range(0, 200), chunkSize: 1))); // the workers learn that tasks are short
+        IReadOnlyList<int> pids = await Bounded(() => pool.Map(_ => { Thread.Sleep(100); return Environment.ProcessId; }, Enumerable.Range(0, 8), chunkSize: 1));
+        Assert.Equal(2, pids.Distinct().Count());
+    }
 }

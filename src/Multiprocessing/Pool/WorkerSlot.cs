@@ -395,7 +395,10 @@ internal sealed class WorkerSlot(Pool pool, int number) : IMessageSource<WorkIte
                     break; // replaced below (Recycle), before any task is handed to it
                 }
 
-                int allowance = Depth - _inFlight.Count;
+                // No more than this worker's share of what is queued: a depth learnt from short tasks must not hand
+                // every one of a few long tasks to the first slot that looks.
+                int share = Math.Max(1, (pool.Pending.Count + pool.Processes - 1) / pool.Processes);
+                int allowance = Math.Min(Depth - _inFlight.Count, share);
                 if (pool.MaxTasksPerChild is { } max)
                 {
                     allowance = Math.Min(allowance, max - _tasksHanded);
