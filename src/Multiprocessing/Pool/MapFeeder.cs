@@ -42,11 +42,16 @@ internal sealed class MapFeeder<T, TResult> : IJobContinuation
     /// <summary>A chunk finished (either way): when half the window has drained, the next wave goes.</summary>
     private void Finished()
     {
+        if (Interlocked.Decrement(ref _outstanding) > _window / 2 || Volatile.Read(ref _next) == _gather.Chunks)
+        {
+            return; // the common case takes no lock: the slots' threads finish chunks side by side
+        }
+
         lock (_lock)
         {
-            if (--_outstanding > _window / 2 || _next == _gather.Chunks)
+            if (Volatile.Read(ref _outstanding) > _window / 2 || _next == _gather.Chunks)
             {
-                return;
+                return; // another thread queued the next wave meanwhile
             }
 
             int from = _next;
@@ -69,7 +74,7 @@ internal sealed class MapFeeder<T, TResult> : IJobContinuation
 
     private List<PoolJob> NextWave()
     {
-        int count = Math.Min(_window - _outstanding, _gather.Chunks - _next);
+        int count = Math.Min(_window - Volatile.Read(ref _outstanding), _gather.Chunks - _next);
         var jobs = new List<PoolJob>(count);
         for (int i = 0; i < count; i++)
         {
@@ -83,8 +88,8 @@ internal sealed class MapFeeder<T, TResult> : IJobContinuation
                 _cancellationToken));
         }
 
-        _next += count;
-        _outstanding += count;
+        Volatile.Write(ref _next, _next + count);
+        Interlocked.Add(ref _outstanding, count);
         return jobs;
     }
 
