@@ -12,6 +12,12 @@ namespace Multiprocessing;
 /// <see cref="Connection"/>, and a thread of the pool feeds it a few tasks ahead. Functions, arguments and results go
 /// through the serializer, so lambdas may capture what a <see cref="Process"/> target may capture. Disposing the pool
 /// terminates it, as Python's <c>with Pool() as p:</c> does.
+/// <para>
+/// Short tasks travel in batches and a worker may hold a few finished results back to send them together (never past
+/// 1 ms, and never before a task with a timeout or a token starts). If the worker dies meanwhile, only the task it
+/// was running fails; the finished tasks whose results died with it run again on another worker, so a task whose
+/// worker is killed from outside may run twice.
+/// </para>
 /// </remarks>
 public sealed class Pool : IDisposable
 {

@@ -134,7 +134,8 @@ internal enum DirectReceipt
 /// <summary>
 /// One worker process and the pool thread that feeds it: the thread hands the worker up to <see cref="Depth"/> tasks
 /// ahead, reads their results in order, stops the worker when the oldest task runs past its timeout or is cancelled,
-/// and replaces a worker that died (failing only the task it was running; those it had not started go back to the queue).
+/// and replaces a worker that died (failing only the task it was running, which the worker's progress word names;
+/// those it had not started, and those it finished whose results it still held, go back to the queue).
 /// </summary>
 internal sealed class WorkerSlot(Pool pool, int number) : IMessageSource<WorkItem>
 {
