@@ -3,7 +3,7 @@ namespace Multiprocessing.Pooling;
 /// <summary>
 /// Feeds a map's chunks to the pool in waves rather than all at once: a bounded number of them exist as queued
 /// tasks at any time, and finishing chunks make room for the next. A map of a million items then holds a few
-/// hundred tasks, not a million (which would live long enough to make the garbage collector's work expensive).
+/// thousand tasks, not a million (which would live long enough to make the garbage collector's work expensive).
 /// </summary>
 internal sealed class MapFeeder<T, TResult> : IJobContinuation
 {
@@ -27,7 +27,7 @@ internal sealed class MapFeeder<T, TResult> : IJobContinuation
         _gather = gather;
         _timeout = timeout;
         _cancellationToken = cancellationToken;
-        _window = Math.Max(pool.Processes * 256, 512);
+        _window = Math.Max(pool.Processes * 1024, 1024);
     }
 
     /// <summary>Queues the first wave; what it throws (a closed pool, a bad timeout, a cancelled token) reaches the caller.</summary>

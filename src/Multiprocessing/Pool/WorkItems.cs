@@ -197,7 +197,7 @@ internal enum WorkResultKind : byte
 /// Results of short tasks are sent together: while the next item already sits whole in the read-ahead buffer, a
 /// result waits to go out with the following ones (one write for many, and one wake-up of the pool's thread). They
 /// go out before the worker would block, before it starts a watched item (one with a timeout or a cancellation
-/// token: the pool must see when it starts), when 16 have gathered, and at the latest 1 ms after the first, by a
+/// token: the pool must see when it starts), when 64 have gathered, and at the latest 1 ms after the first, by a
 /// timer (a long task must not hold the earlier ones back). So that a worker that dies still fails only the task
 /// it was running, it writes to a shared word which item it runs (<c>2n + 1</c> while running the n-th item it
 /// received, <c>2n</c> once it finished): the pool reads it when the worker ends.
@@ -210,7 +210,7 @@ internal static class PoolWorker
     /// <summary>The longest a finished task's result waits for others to go out with.</summary>
     private static readonly TimeSpan HoldLimit = TimeSpan.FromMilliseconds(1);
 
-    private const int HoldCount = 16;
+    private const int HoldCount = 64;
 
     public static void Serve(Connection connection, Action? initializer, SharedValue<long> progress)
     {

@@ -144,7 +144,7 @@ internal sealed class WorkerSlot(Pool pool, int number) : IMessageSource<WorkIte
     /// wake-ups are then the cost, and a deep queue lets both sides handle many messages per wake-up), shallow when
     /// they are long (a task queued behind a long one waits even if another worker is idle).
     /// </summary>
-    private int Depth => _averageRunTicks == 0 ? 2 : _averageRunTicks < ShortTaskTicks ? 64 : _averageRunTicks < LongTaskTicks ? 2 : 1;
+    private int Depth => _averageRunTicks == 0 ? 2 : _averageRunTicks < ShortTaskTicks ? 256 : _averageRunTicks < LongTaskTicks ? 2 : 1;
 
     private static readonly long ShortTaskTicks = Stopwatch.Frequency / 5_000; // 200 µs
     private static readonly long LongTaskTicks = Stopwatch.Frequency / 200; // 5 ms
