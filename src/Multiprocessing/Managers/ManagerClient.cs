@@ -3,34 +3,41 @@ using System.Net.Sockets;
 namespace Multiprocessing.Managers;
 
 /// <summary>
-/// The calling side of a manager: one connection per (thread, server), as Python's proxies keep, so a thread's calls
-/// are served in order by one server thread (which is what makes an RLock held through a proxy belong to its thread).
+/// The calling side of a manager: one line per (thread, server), as Python's proxies keep one connection per thread, so
+/// a thread's calls are served in order by one server thread (which is what makes an RLock held through a proxy belong
+/// to its thread). A line to a server on this machine carries its calls through shared memory.
 /// </summary>
 internal static class ManagerClient
 {
     [ThreadStatic]
-    private static Dictionary<string, Connection>? t_connections;
+    private static Dictionary<string, ManagerLine>? t_lines;
 
     /// <summary>Sends <paramref name="request"/> and returns the answer; a server that is gone is an <see cref="IOException"/>, never a hang.</summary>
     public static ManagerResponse Call(ServerAddress server, ManagerRequest request)
     {
-        Dictionary<string, Connection> connections = t_connections ??= [];
+        Dictionary<string, ManagerLine> lines = t_lines ??= [];
         string key = server.Key;
-        if (!connections.TryGetValue(key, out Connection? connection) || connection.Closed)
+        if (!lines.TryGetValue(key, out ManagerLine? line) || line.Closed)
         {
-            connection = Connect(server);
-            connections[key] = connection;
+            if (line is not null)
+            {
+                lines.Remove(key);
+                line.Dispose();
+            }
+
+            line = Connect(server);
+            lines[key] = line;
         }
 
         try
         {
-            connection.Send(request);
-            return connection.Recv<ManagerResponse>();
+            line.Send(request);
+            return line.Receive<ManagerResponse>();
         }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
         {
-            connections.Remove(key);
-            connection.Dispose();
+            lines.Remove(key);
+            line.Dispose();
             throw new IOException($"The manager's server at {Describe(server)} is gone or stopped answering: {ex.Message}", ex);
         }
     }
@@ -47,25 +54,42 @@ internal static class ManagerClient
         return response;
     }
 
-    /// <summary>Forgets this thread's connection to <paramref name="server"/> (after a shutdown).</summary>
+    /// <summary>Forgets this thread's line to <paramref name="server"/> (after a shutdown).</summary>
     public static void Forget(ServerAddress server)
     {
-        if (t_connections is { } connections && connections.Remove(server.Key, out Connection? connection))
+        if (t_lines is { } lines && lines.Remove(server.Key, out ManagerLine? line))
         {
-            connection.Dispose();
+            line.Dispose();
         }
     }
 
-    private static Connection Connect(ServerAddress server)
+    private static ManagerLine Connect(ServerAddress server)
     {
+        Connection connection;
         try
         {
-            return Client.Connect(server.EndPoint, server.AuthKey);
+            connection = Client.Connect(server.EndPoint, server.AuthKey);
         }
         catch (SocketException ex)
         {
             throw new IOException($"Cannot reach the manager's server at {Describe(server)}: {ex.Message}", ex);
         }
+
+        var line = new ManagerLine(connection);
+        if (ManagerLine.CanShareMemory(server))
+        {
+            try
+            {
+                line.OfferChannel();
+            }
+            catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
+            {
+                line.Dispose();
+                throw new IOException($"The manager's server at {Describe(server)} hung up while setting up a line: {ex.Message}", ex);
+            }
+        }
+
+        return line;
     }
 
     private static string Describe(ServerAddress server) => Platform.ListeningSockets.Describe(server.EndPoint);

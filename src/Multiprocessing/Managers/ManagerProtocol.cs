@@ -23,6 +23,9 @@ internal enum RequestKind : byte
 
     /// <summary>Nothing: proves the connection and the key.</summary>
     Ping,
+
+    /// <summary>Take the shared-memory channel in <see cref="ManagerRequest.Arguments"/> (a <see cref="ChannelOffer"/>) for this connection's calls from now on.</summary>
+    OpenChannel,
 }
 
 /// <summary>One request; the answer is a <see cref="ManagerResponse"/>.</summary>
@@ -95,14 +98,15 @@ internal sealed record ServerAddress(EndPoint EndPoint, byte[] AuthKey)
         };
     }
 
-    /// <summary>A string that names the endpoint exactly, for keying connections.</summary>
-    public string Key
+    /// <summary>A string that names the endpoint exactly, for keying connections (computed once).</summary>
+    public string Key => _key ??= MakeKey();
+
+    private string? _key;
+
+    private string MakeKey()
     {
-        get
-        {
-            (int family, byte[] bytes) = Encode();
-            return family.ToString(System.Globalization.CultureInfo.InvariantCulture) + ":" + Convert.ToHexString(bytes);
-        }
+        (int family, byte[] bytes) = Encode();
+        return family.ToString(System.Globalization.CultureInfo.InvariantCulture) + ":" + Convert.ToHexString(bytes);
     }
 
     public bool Equals(ServerAddress? other)

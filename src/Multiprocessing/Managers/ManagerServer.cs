@@ -29,7 +29,7 @@ internal sealed class ManagerServer : IDisposable
     private readonly Dictionary<long, SharedObject> _objects = [];
     private readonly Dictionary<Type, Delegate> _factories = [];
     private readonly Dictionary<string, (Type Interface, Delegate Factory)> _named = new(StringComparer.Ordinal);
-    private readonly HashSet<Connection> _connections = [];
+    private readonly HashSet<ManagerLine> _lines = [];
     private readonly Dictionary<(ReferenceKey, Type), long> _ids = [];
     private long _lastId;
 
@@ -89,6 +89,7 @@ internal sealed class ManagerServer : IDisposable
                 continue;
             }
 
+            var line = new ManagerLine(connection);
             lock (_gate)
             {
                 if (_stopping)
@@ -97,17 +98,17 @@ internal sealed class ManagerServer : IDisposable
                     return;
                 }
 
-                _connections.Add(connection);
+                _lines.Add(line);
             }
 
-            new Thread(() => ServeConnection(connection)) { IsBackground = true, Name = "Multiprocessing manager connection" }.Start();
+            new Thread(() => ServeLine(line)) { IsBackground = true, Name = "Multiprocessing manager connection" }.Start();
         }
     }
 
     /// <summary>Stops accepting and hangs up on every client; their next call fails with <see cref="IOException"/>.</summary>
     public void Stop()
     {
-        Connection[] open;
+        ManagerLine[] open;
         lock (_gate)
         {
             if (_stopping)
@@ -116,20 +117,20 @@ internal sealed class ManagerServer : IDisposable
             }
 
             _stopping = true;
-            open = [.. _connections];
-            _connections.Clear();
+            open = [.. _lines];
+            _lines.Clear();
         }
 
         _listener.Dispose();
-        foreach (Connection connection in open)
+        foreach (ManagerLine line in open)
         {
-            connection.Dispose();
+            line.Close(); // each serving thread unmaps its own channel when it ends
         }
     }
 
     public void Dispose() => Stop();
 
-    private void ServeConnection(Connection connection)
+    private void ServeLine(ManagerLine line)
     {
         try
         {
@@ -138,11 +139,22 @@ internal sealed class ManagerServer : IDisposable
                 ManagerRequest request;
                 try
                 {
-                    request = connection.Recv<ManagerRequest>();
+                    request = line.Receive<ManagerRequest>();
                 }
                 catch (SerializationException ex)
                 {
-                    Reply(connection, new ManagerResponse { Error = RemoteException.FromException(ex) });
+                    Reply(line, new ManagerResponse { Error = RemoteException.FromException(ex) });
+                    continue;
+                }
+
+                if (request.Kind == RequestKind.OpenChannel && line.Channel is null && request.Arguments is [ChannelOffer offer])
+                {
+                    line.AcceptChannel(offer);
+                    if (_stopping)
+                    {
+                        line.Close(); // Stop may have passed this line before its channel existed
+                    }
+
                     continue;
                 }
 
@@ -156,7 +168,7 @@ internal sealed class ManagerServer : IDisposable
                     response = new ManagerResponse { Error = RemoteException.FromException(ex is TargetInvocationException { InnerException: { } inner } ? inner : ex) };
                 }
 
-                Reply(connection, response);
+                Reply(line, response);
                 if (request.Kind == RequestKind.Shutdown)
                 {
                     Stop();
@@ -164,7 +176,7 @@ internal sealed class ManagerServer : IDisposable
                 }
             }
         }
-        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
         {
             // the client went away
         }
@@ -172,22 +184,22 @@ internal sealed class ManagerServer : IDisposable
         {
             lock (_gate)
             {
-                _connections.Remove(connection);
+                _lines.Remove(line);
             }
 
-            connection.Dispose();
+            line.Dispose();
         }
     }
 
-    private static void Reply(Connection connection, ManagerResponse response)
+    private static void Reply(ManagerLine line, ManagerResponse response)
     {
         try
         {
-            connection.Send(response);
+            line.Send(response);
         }
         catch (SerializationException ex)
         {
-            connection.Send(new ManagerResponse
+            line.Send(new ManagerResponse
             {
                 Error = RemoteException.FromException(new SerializationException($"The manager could not send the result back: {ex.Message}", ex)),
             });
@@ -262,6 +274,14 @@ internal sealed class ManagerServer : IDisposable
                 object target = entry.Factory.DynamicInvoke() ?? throw new InvalidOperationException($"The factory registered as '{request.Name}' returned null.");
                 return Reference(target, request.Interface ?? entry.Interface, BuiltinObjects.SynchronizesItself(target));
             }
+
+            case RequestKind.OpenChannel: // a second offer on a line that has one: refused by a plain answer
+                if (request.Arguments is [ChannelOffer extra])
+                {
+                    extra.Region.Dispose();
+                }
+
+                return new ManagerResponse();
 
             case RequestKind.Shutdown:
             case RequestKind.Ping:
