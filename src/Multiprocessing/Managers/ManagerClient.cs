@@ -13,7 +13,8 @@ internal static class ManagerClient
     private static Dictionary<string, ManagerLine>? t_lines;
 
     /// <summary>Sends <paramref name="request"/> and returns the answer; a server that is gone is an <see cref="IOException"/>, never a hang.</summary>
-    public static ManagerResponse Call(ServerAddress server, ManagerRequest request)
+    /// <remarks>A call of <paramref name="method"/> names it only the first time on a line; after that it sends the line's number for it.</remarks>
+    public static ManagerResponse Call(ServerAddress server, ManagerRequest request, System.Reflection.MethodInfo? method = null)
     {
         Dictionary<string, ManagerLine> lines = t_lines ??= [];
         string key = server.Key;
@@ -29,10 +30,32 @@ internal static class ManagerClient
             lines[key] = line;
         }
 
+        int teaching = 0;
+        if (method is not null)
+        {
+            int known = line.KnownSlot(method);
+            if (known != 0)
+            {
+                request.Interface = null;
+                request.MethodToken = 0;
+                request.MethodSlot = known;
+            }
+            else
+            {
+                request.MethodSlot = teaching = line.NextSlot;
+            }
+        }
+
         try
         {
-            line.Send(request);
-            return line.Receive<ManagerResponse>();
+            line.Send(request, ManagerRequestConverter.Instance);
+            ManagerResponse response = line.Receive(ManagerResponseConverter.Instance);
+            if (teaching != 0 && response.Error is null)
+            {
+                line.Taught(method!, teaching); // only now: a request the server could not read taught it nothing
+            }
+
+            return response;
         }
         catch (Exception ex) when (ex is IOException or SocketException or ObjectDisposedException)
         {
@@ -43,9 +66,9 @@ internal static class ManagerClient
     }
 
     /// <summary>Calls and returns the value, throwing the server's exception as <see cref="RemoteException"/>.</summary>
-    public static ManagerResponse CallChecked(ServerAddress server, ManagerRequest request)
+    public static ManagerResponse CallChecked(ServerAddress server, ManagerRequest request, System.Reflection.MethodInfo? method = null)
     {
-        ManagerResponse response = Call(server, request);
+        ManagerResponse response = Call(server, request, method);
         if (response.Error is { } error)
         {
             throw error;

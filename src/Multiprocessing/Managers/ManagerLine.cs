@@ -14,6 +14,8 @@ internal sealed class ManagerLine : IDisposable
 {
     private readonly Func<bool> _hungUp;
     private DuplexChannel? _channel;
+    private Dictionary<System.Reflection.MethodInfo, int>? _slots;
+    private List<ManagerServer.MethodPlan?>? _plans;
 
     public ManagerLine(Connection connection)
     {
@@ -78,7 +80,7 @@ internal sealed class ManagerLine : IDisposable
     }
 
     /// <summary>Sends one message: through the channel when there is one and the message fits, else over the socket.</summary>
-    public void Send<T>(T message)
+    public void Send<T>(T message, ObjectConverter<T> converter)
     {
         if (_channel is not { } channel)
         {
@@ -91,7 +93,7 @@ internal sealed class ManagerLine : IDisposable
         try
         {
             writer.CanCarryHandles = true; // to learn whether it has any: those must go over the socket
-            BinarySerializer.WriteMessage(writer, message, root: null);
+            BinarySerializer.WriteBare(writer, message, converter);
             posted = writer.Handles is not { Count: > 0 } && channel.TrySend(writer.WrittenSpan);
         }
         finally
@@ -107,7 +109,7 @@ internal sealed class ManagerLine : IDisposable
     }
 
     /// <summary>Waits for one message, from the channel or (when it says so, or there is none) the socket.</summary>
-    public T Receive<T>()
+    public T Receive<T>(ObjectConverter<T> converter)
     {
         if (_channel is not { } channel)
         {
@@ -115,8 +117,36 @@ internal sealed class ManagerLine : IDisposable
         }
 
         int length = channel.Receive(_hungUp);
-        return length == DuplexChannel.OnSocket ? Connection.Recv<T>() : BinarySerializer.Default.Deserialize<T>(channel.Received(length));
+        return length == DuplexChannel.OnSocket ? Connection.Recv<T>() : BinarySerializer.ReadBare(channel.Received(length), converter);
     }
+
+    /// <summary>Client side: the number the server knows <paramref name="method"/> by on this line, or 0.</summary>
+    public int KnownSlot(System.Reflection.MethodInfo method) => _slots is not null && _slots.TryGetValue(method, out int slot) ? slot : 0;
+
+    /// <summary>Client side: the number to teach the server for a method it does not know yet.</summary>
+    public int NextSlot => (_slots?.Count ?? 0) + 1;
+
+    /// <summary>Client side: the server answered a call that taught it <paramref name="slot"/>.</summary>
+    public void Taught(System.Reflection.MethodInfo method, int slot)
+    {
+        _slots ??= [];
+        _slots.TryAdd(method, slot);
+    }
+
+    /// <summary>Server side: remembers the method a call named under its slot number.</summary>
+    public void LearnSlot(int slot, ManagerServer.MethodPlan plan)
+    {
+        _plans ??= [];
+        while (_plans.Count <= slot)
+        {
+            _plans.Add(null);
+        }
+
+        _plans[slot] = plan;
+    }
+
+    /// <summary>Server side: the method known by <paramref name="slot"/>, or null.</summary>
+    public ManagerServer.MethodPlan? SlotPlan(int slot) => _plans is not null && slot > 0 && slot < _plans.Count ? _plans[slot] : null;
 
     /// <summary>Wakes the other end's waiter with a closed channel; safe from any thread (unlike <see cref="Dispose"/>).</summary>
     public void Close()

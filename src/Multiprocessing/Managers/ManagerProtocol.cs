@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Sockets;
+using Multiprocessing.Serialization;
 
 namespace Multiprocessing.Managers;
 
@@ -35,9 +36,16 @@ internal sealed class ManagerRequest
 
     public long ObjectId { get; init; }
 
-    public Type? Interface { get; init; }
+    /// <summary>The method's interface; left out of a call whose <see cref="MethodSlot"/> the server already knows.</summary>
+    public Type? Interface { get; set; }
 
-    public int MethodToken { get; init; }
+    public int MethodToken { get; set; }
+
+    /// <summary>
+    /// Non-zero: the line's number for the method. A call that names the method (<see cref="Interface"/>, <see cref="MethodToken"/>)
+    /// teaches the server the number; later calls on the same line send the number alone.
+    /// </summary>
+    public int MethodSlot { get; set; }
 
     public object?[]? Arguments { get; init; }
 
@@ -60,6 +68,152 @@ internal sealed class ManagerResponse
 
     /// <summary>The values of <c>out</c>/<c>ref</c> parameters after the call, by position (null entries elsewhere).</summary>
     public object?[]? OutArguments { get; init; }
+}
+
+/// <summary>Requests cross as their fields only, absent ones left out (a call is a few bytes and its arguments).</summary>
+internal sealed class ManagerRequestConverter : ObjectConverter<ManagerRequest>
+{
+    public static readonly ManagerRequestConverter Instance = new();
+
+    private const byte HasMethod = 1, HasArguments = 2, HasName = 4, HasFactory = 8;
+
+    public override void Write(ObjectWriter writer, ManagerRequest value)
+    {
+        byte present = (byte)((value.Interface is not null ? HasMethod : 0) | (value.Arguments is not null ? HasArguments : 0)
+            | (value.Name is not null ? HasName : 0) | (value.Factory is not null ? HasFactory : 0));
+        writer.WriteByte((byte)value.Kind);
+        writer.WriteByte(present);
+        writer.WriteVarUInt((ulong)value.ObjectId);
+        writer.WriteVarUInt((uint)value.MethodSlot);
+        if (value.Interface is not null)
+        {
+            writer.WriteValue(value.Interface);
+            writer.WriteInt32(value.MethodToken);
+        }
+
+        if (value.Arguments is { } arguments)
+        {
+            writer.WriteVarUInt((uint)arguments.Length);
+            foreach (object? argument in arguments)
+            {
+                writer.WriteValue(argument);
+            }
+        }
+
+        if (value.Name is not null)
+        {
+            writer.WriteString(value.Name);
+        }
+
+        if (value.Factory is not null)
+        {
+            writer.WriteValue(value.Factory);
+        }
+    }
+
+    public override ManagerRequest Read(ref ObjectReader reader)
+    {
+        var kind = (RequestKind)reader.ReadByte();
+        byte present = reader.ReadByte();
+        long id = (long)reader.ReadVarUInt();
+        int slot = (int)reader.ReadVarUInt();
+        Type? interfaceType = null;
+        int token = 0;
+        if ((present & HasMethod) != 0)
+        {
+            interfaceType = reader.ReadValue<Type>();
+            token = reader.ReadInt32();
+        }
+
+        object?[]? arguments = null;
+        if ((present & HasArguments) != 0)
+        {
+            arguments = new object?[reader.ReadLength(1)];
+            for (int i = 0; i < arguments.Length; i++)
+            {
+                arguments[i] = reader.ReadValue<object?>();
+            }
+        }
+
+        string? name = (present & HasName) != 0 ? reader.ReadString() : null;
+        Delegate? factory = (present & HasFactory) != 0 ? reader.ReadValue<Delegate>() : null;
+        return new ManagerRequest
+        {
+            Kind = kind,
+            ObjectId = id,
+            Interface = interfaceType,
+            MethodToken = token,
+            MethodSlot = slot,
+            Arguments = arguments,
+            Name = name,
+            Factory = factory,
+        };
+    }
+}
+
+/// <summary>Responses cross as their fields only, absent ones left out.</summary>
+internal sealed class ManagerResponseConverter : ObjectConverter<ManagerResponse>
+{
+    public static readonly ManagerResponseConverter Instance = new();
+
+    private const byte HasValue = 1, HasError = 2, HasReference = 4, HasOuts = 8;
+
+    public override void Write(ObjectWriter writer, ManagerResponse value)
+    {
+        byte present = (byte)((value.Value is not null ? HasValue : 0) | (value.Error is not null ? HasError : 0)
+            | (value.ReferenceId != 0 ? HasReference : 0) | (value.OutArguments is not null ? HasOuts : 0));
+        writer.WriteByte(present);
+        if (value.Value is not null)
+        {
+            writer.WriteValue(value.Value);
+        }
+
+        if (value.Error is not null)
+        {
+            writer.WriteValue(value.Error);
+        }
+
+        if (value.ReferenceId != 0)
+        {
+            writer.WriteInt64(value.ReferenceId);
+            writer.WriteValue(value.ReferenceInterface);
+        }
+
+        if (value.OutArguments is { } outs)
+        {
+            writer.WriteVarUInt((uint)outs.Length);
+            foreach (object? item in outs)
+            {
+                writer.WriteValue(item);
+            }
+        }
+    }
+
+    public override ManagerResponse Read(ref ObjectReader reader)
+    {
+        byte present = reader.ReadByte();
+        object? result = (present & HasValue) != 0 ? reader.ReadValue<object?>() : null;
+        RemoteException? error = (present & HasError) != 0 ? reader.ReadValue<RemoteException>() : null;
+        long referenceId = 0;
+        Type? referenceInterface = null;
+        if ((present & HasReference) != 0)
+        {
+            referenceId = reader.ReadInt64();
+            referenceInterface = reader.ReadValue<Type>();
+        }
+
+        object?[]? outs = null;
+        if ((present & HasOuts) != 0)
+        {
+            outs = new object?[reader.ReadLength(1)];
+            for (int i = 0; i < outs.Length; i++)
+            {
+                outs[i] = reader.ReadValue<object?>();
+            }
+        }
+
+        return new ManagerResponse { Value = result, Error = error, ReferenceId = referenceId, ReferenceInterface = referenceInterface, OutArguments = outs };
+    }
 }
 
 /// <summary>Where a server lives and how to prove we may talk to it: what a proxy carries to other processes.</summary>

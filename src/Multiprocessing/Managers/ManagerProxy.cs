@@ -103,7 +103,7 @@ public class ManagerProxy : DispatchProxy
             Interface = targetMethod.DeclaringType,
             MethodToken = targetMethod.MetadataToken,
             Arguments = args,
-        });
+        }, targetMethod);
 
         if (response.OutArguments is { } outs && args is not null)
         {

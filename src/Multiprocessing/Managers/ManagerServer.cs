@@ -22,8 +22,6 @@ internal sealed class ManagerServer : IDisposable
         public bool SynchronizesItself { get; } = synchronizesItself;
     }
 
-    private static readonly ConcurrentDictionary<(Type, int), MethodInfo> s_methods = new();
-
     private readonly Listener _listener;
     private readonly System.Threading.Lock _gate = new();
     private readonly Dictionary<long, SharedObject> _objects = [];
@@ -139,7 +137,7 @@ internal sealed class ManagerServer : IDisposable
                 ManagerRequest request;
                 try
                 {
-                    request = line.Receive<ManagerRequest>();
+                    request = line.Receive(ManagerRequestConverter.Instance);
                 }
                 catch (SerializationException ex)
                 {
@@ -161,7 +159,7 @@ internal sealed class ManagerServer : IDisposable
                 ManagerResponse response;
                 try
                 {
-                    response = Handle(request);
+                    response = request.Kind == RequestKind.Call ? Call(request, line) : Handle(request);
                 }
                 catch (Exception ex)
                 {
@@ -195,14 +193,16 @@ internal sealed class ManagerServer : IDisposable
     {
         try
         {
-            line.Send(response);
+            line.Send(response, ManagerResponseConverter.Instance);
         }
         catch (SerializationException ex)
         {
-            line.Send(new ManagerResponse
-            {
-                Error = RemoteException.FromException(new SerializationException($"The manager could not send the result back: {ex.Message}", ex)),
-            });
+            line.Send(
+                new ManagerResponse
+                {
+                    Error = RemoteException.FromException(new SerializationException($"The manager could not send the result back: {ex.Message}", ex)),
+                },
+                ManagerResponseConverter.Instance);
         }
     }
 
@@ -210,9 +210,6 @@ internal sealed class ManagerServer : IDisposable
     {
         switch (request.Kind)
         {
-            case RequestKind.Call:
-                return Call(request);
-
             case RequestKind.Create:
             {
                 Type interfaceType = request.Interface ?? throw new ArgumentException("Create needs an interface.");
@@ -292,7 +289,43 @@ internal sealed class ManagerServer : IDisposable
         }
     }
 
-    private ManagerResponse Call(ManagerRequest request)
+    /// <summary>What the server works out once per method: reflection allocates on every question.</summary>
+    internal sealed class MethodPlan
+    {
+        public MethodPlan(MethodInfo method)
+        {
+            Method = method;
+            ParameterInfo[] parameters = method.GetParameters();
+            TokenParameters = [.. parameters.Select((p, i) => (p, i)).Where(x => x.p.ParameterType == typeof(CancellationToken)).Select(x => x.i)];
+            ByRefParameters = [.. parameters.Select((p, i) => (p, i)).Where(x => x.p.ParameterType.IsByRef).Select(x => x.i)];
+            ParameterCount = parameters.Length;
+            Type returnType = method.ReturnType;
+            ReturnsValueTask = returnType.IsValueType && returnType.Name.StartsWith("ValueTask", StringComparison.Ordinal);
+            ReturnsTask = ReturnsValueTask || typeof(Task).IsAssignableFrom(returnType);
+            TaskHasResult = returnType.IsGenericType;
+            AsTask = ReturnsValueTask ? returnType.GetMethod("AsTask") : null;
+        }
+
+        public MethodInfo Method { get; }
+
+        public int[] TokenParameters { get; }
+
+        public int[] ByRefParameters { get; }
+
+        public int ParameterCount { get; }
+
+        public bool ReturnsTask { get; }
+
+        public bool ReturnsValueTask { get; }
+
+        public bool TaskHasResult { get; }
+
+        public MethodInfo? AsTask { get; }
+    }
+
+    private static readonly ConcurrentDictionary<(Type, int), MethodPlan> s_plans = new();
+
+    private ManagerResponse Call(ManagerRequest request, ManagerLine line)
     {
         SharedObject shared;
         lock (_gate)
@@ -303,21 +336,33 @@ internal sealed class ManagerServer : IDisposable
             }
         }
 
-        Type declaring = request.Interface ?? throw new ArgumentException("A call needs the method's interface.");
+        MethodPlan plan;
+        if (request.Interface is { } named)
+        {
+            plan = s_plans.GetOrAdd((named, request.MethodToken), static key => new MethodPlan(
+                key.Item1.GetMethods().FirstOrDefault(m => m.MetadataToken == key.Item2)
+                ?? throw new MissingMethodException($"{key.Item1.FullName} has no method with token {key.Item2} here (do both sides run the same build?).")));
+            if (request.MethodSlot > 0)
+            {
+                line.LearnSlot(request.MethodSlot, plan);
+            }
+        }
+        else
+        {
+            plan = line.SlotPlan(request.MethodSlot) ?? throw new ArgumentException("A call needs the method's interface.");
+        }
+
+        MethodInfo method = plan.Method;
+        Type declaring = method.DeclaringType!;
         if (!declaring.IsInterface || !declaring.IsAssignableFrom(shared.Interface))
         {
             throw new MissingMethodException($"Only members of {shared.Interface.FullName} can be called through its proxy, not of {declaring.FullName}.");
         }
 
-        MethodInfo method = s_methods.GetOrAdd((declaring, request.MethodToken), static key =>
-            key.Item1.GetMethods().FirstOrDefault(m => m.MetadataToken == key.Item2)
-            ?? throw new MissingMethodException($"{key.Item1.FullName} has no method with token {key.Item2} here (do both sides run the same build?)."));
-
         object?[]? arguments = request.Arguments;
-        ParameterInfo[] parameters = method.GetParameters();
-        for (int i = 0; i < parameters.Length && arguments is not null && i < arguments.Length; i++)
+        foreach (int i in plan.TokenParameters)
         {
-            if (parameters[i].ParameterType == typeof(CancellationToken))
+            if (arguments is not null && i < arguments.Length)
             {
                 arguments[i] = CancellationToken.None; // tokens do not cross; the client keeps its own
             }
@@ -336,24 +381,22 @@ internal sealed class ManagerServer : IDisposable
             }
         }
 
-        if (result is not null && method.ReturnType.IsValueType && method.ReturnType.Name.StartsWith("ValueTask", StringComparison.Ordinal))
+        if (plan.ReturnsTask && result is not null)
         {
-            result = method.ReturnType.GetMethod("AsTask")!.Invoke(result, null); // boxed ValueTask → its task
-        }
+            if (plan.AsTask is { } asTask)
+            {
+                result = asTask.Invoke(result, null); // boxed ValueTask → its task
+            }
 
-        if (result is Task task)
-        {
+            var task = (Task)result!;
             task.GetAwaiter().GetResult(); // a task-returning member: the call ends when its task does
-            result = task.GetType().IsGenericType && method.ReturnType.IsGenericType ? task.GetType().GetProperty("Result")!.GetValue(task) : null;
+            result = plan.TaskHasResult && task.GetType().IsGenericType ? task.GetType().GetProperty("Result")!.GetValue(task) : null;
         }
 
         object?[]? outs = null;
-        for (int i = 0; i < parameters.Length; i++)
+        foreach (int i in plan.ByRefParameters)
         {
-            if (parameters[i].ParameterType.IsByRef)
-            {
-                (outs ??= new object?[parameters.Length])[i] = arguments![i];
-            }
+            (outs ??= new object?[plan.ParameterCount])[i] = arguments![i];
         }
 
         Type returnType = method.ReturnType;
