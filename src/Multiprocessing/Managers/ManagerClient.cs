@@ -46,6 +46,7 @@ internal static class ManagerClient
             }
         }
 
+        request.Releases = ReferenceReleases.Take(server);
         try
         {
             line.Send(request, ManagerRequestConverter.Instance);

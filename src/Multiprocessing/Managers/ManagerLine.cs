@@ -26,6 +26,9 @@ internal sealed class ManagerLine : IDisposable
     /// <summary>The socket connection.</summary>
     public Connection Connection { get; }
 
+    /// <summary>Server side: the client's process id, learnt with its channel offer (0 while unknown, as over TCP).</summary>
+    public int ClientPid { get; private set; }
+
     /// <summary>The shared-memory channel, once set up.</summary>
     public DuplexChannel? Channel => _channel;
 
@@ -76,6 +79,7 @@ internal sealed class ManagerLine : IDisposable
         }
 
         _channel = channel;
+        ClientPid = offer.Pid;
         return channel;
     }
 

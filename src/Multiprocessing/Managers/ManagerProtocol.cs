@@ -25,6 +25,9 @@ internal enum RequestKind : byte
     /// <summary>Nothing: proves the connection and the key.</summary>
     Ping,
 
+    /// <summary>How many objects the server keeps (tests watch reference counting with it).</summary>
+    Stats,
+
     /// <summary>Take the shared-memory channel in <see cref="ManagerRequest.Arguments"/> (a <see cref="ChannelOffer"/>) for this connection's calls from now on.</summary>
     OpenChannel,
 }
@@ -52,6 +55,12 @@ internal sealed class ManagerRequest
     public string? Name { get; init; }
 
     public Delegate? Factory { get; init; }
+
+    /// <summary>The calling proxy holds no reference to <see cref="ObjectId"/> yet (it arrived from another process): count one for it.</summary>
+    public bool AddReference { get; set; }
+
+    /// <summary>Objects whose proxies in this process were collected: one reference each to drop, before the request is served.</summary>
+    public long[]? Releases { get; set; }
 }
 
 /// <summary>The server's answer: a value, a reference to an object it keeps (a proxy on this side), or an exception.</summary>
@@ -68,6 +77,9 @@ internal sealed class ManagerResponse
 
     /// <summary>The values of <c>out</c>/<c>ref</c> parameters after the call, by position (null entries elsewhere).</summary>
     public object?[]? OutArguments { get; init; }
+
+    /// <summary>The server counted the reference the request asked for (<see cref="ManagerRequest.AddReference"/>).</summary>
+    public bool ReferenceAdded { get; set; }
 }
 
 /// <summary>Requests cross as their fields only, absent ones left out (a call is a few bytes and its arguments).</summary>
@@ -75,12 +87,13 @@ internal sealed class ManagerRequestConverter : ObjectConverter<ManagerRequest>
 {
     public static readonly ManagerRequestConverter Instance = new();
 
-    private const byte HasMethod = 1, HasArguments = 2, HasName = 4, HasFactory = 8;
+    private const byte HasMethod = 1, HasArguments = 2, HasName = 4, HasFactory = 8, HasReleases = 16, AddsReference = 32;
 
     public override void Write(ObjectWriter writer, ManagerRequest value)
     {
         byte present = (byte)((value.Interface is not null ? HasMethod : 0) | (value.Arguments is not null ? HasArguments : 0)
-            | (value.Name is not null ? HasName : 0) | (value.Factory is not null ? HasFactory : 0));
+            | (value.Name is not null ? HasName : 0) | (value.Factory is not null ? HasFactory : 0)
+            | (value.Releases is not null ? HasReleases : 0) | (value.AddReference ? AddsReference : 0));
         writer.WriteByte((byte)value.Kind);
         writer.WriteByte(present);
         writer.WriteVarUInt((ulong)value.ObjectId);
@@ -108,6 +121,15 @@ internal sealed class ManagerRequestConverter : ObjectConverter<ManagerRequest>
         if (value.Factory is not null)
         {
             writer.WriteValue(value.Factory);
+        }
+
+        if (value.Releases is { } releases)
+        {
+            writer.WriteVarUInt((uint)releases.Length);
+            foreach (long id in releases)
+            {
+                writer.WriteVarUInt((ulong)id);
+            }
         }
     }
 
@@ -137,6 +159,16 @@ internal sealed class ManagerRequestConverter : ObjectConverter<ManagerRequest>
 
         string? name = (present & HasName) != 0 ? reader.ReadString() : null;
         Delegate? factory = (present & HasFactory) != 0 ? reader.ReadValue<Delegate>() : null;
+        long[]? releases = null;
+        if ((present & HasReleases) != 0)
+        {
+            releases = new long[reader.ReadLength(1)];
+            for (int i = 0; i < releases.Length; i++)
+            {
+                releases[i] = (long)reader.ReadVarUInt();
+            }
+        }
+
         return new ManagerRequest
         {
             Kind = kind,
@@ -147,6 +179,8 @@ internal sealed class ManagerRequestConverter : ObjectConverter<ManagerRequest>
             Arguments = arguments,
             Name = name,
             Factory = factory,
+            Releases = releases,
+            AddReference = (present & AddsReference) != 0,
         };
     }
 }
@@ -156,12 +190,13 @@ internal sealed class ManagerResponseConverter : ObjectConverter<ManagerResponse
 {
     public static readonly ManagerResponseConverter Instance = new();
 
-    private const byte HasValue = 1, HasError = 2, HasReference = 4, HasOuts = 8;
+    private const byte HasValue = 1, HasError = 2, HasReference = 4, HasOuts = 8, ReferenceCounted = 16;
 
     public override void Write(ObjectWriter writer, ManagerResponse value)
     {
         byte present = (byte)((value.Value is not null ? HasValue : 0) | (value.Error is not null ? HasError : 0)
-            | (value.ReferenceId != 0 ? HasReference : 0) | (value.OutArguments is not null ? HasOuts : 0));
+            | (value.ReferenceId != 0 ? HasReference : 0) | (value.OutArguments is not null ? HasOuts : 0)
+            | (value.ReferenceAdded ? ReferenceCounted : 0));
         writer.WriteByte(present);
         if (value.Value is not null)
         {
@@ -212,7 +247,15 @@ internal sealed class ManagerResponseConverter : ObjectConverter<ManagerResponse
             }
         }
 
-        return new ManagerResponse { Value = result, Error = error, ReferenceId = referenceId, ReferenceInterface = referenceInterface, OutArguments = outs };
+        return new ManagerResponse
+        {
+            Value = result,
+            Error = error,
+            ReferenceId = referenceId,
+            ReferenceInterface = referenceInterface,
+            OutArguments = outs,
+            ReferenceAdded = (present & ReferenceCounted) != 0,
+        };
     }
 }
 

@@ -16,14 +16,32 @@ public class ManagerProxy : DispatchProxy
 
     internal Type Interface { get; private set; } = null!;
 
-    /// <summary>Makes a proxy of <paramref name="interfaceType"/> for object <paramref name="id"/> of <paramref name="server"/>.</summary>
-    internal static object Create(ServerAddress server, long id, Type interfaceType)
+    private const int NoReference = 0, Counting = 1, Counted = 2;
+
+    /// <summary>Whether the server counts a reference for this proxy (then collecting it lets go of one).</summary>
+    private int _reference;
+
+    /// <summary>
+    /// Makes a proxy of <paramref name="interfaceType"/> for object <paramref name="id"/> of <paramref name="server"/>;
+    /// <paramref name="counted"/>: the server already counted a reference for it (it answered with the id).
+    /// </summary>
+    internal static object Create(ServerAddress server, long id, Type interfaceType, bool counted)
     {
         var proxy = (ManagerProxy)DispatchProxy.Create(interfaceType, typeof(ManagerProxy));
         proxy.Server = server;
         proxy.ObjectId = id;
         proxy.Interface = interfaceType;
+        proxy._reference = counted ? Counted : NoReference;
         return proxy;
+    }
+
+    /// <summary>Lets go of this proxy's reference: the server drops the object once no proxy anywhere holds one (as Python's decref).</summary>
+    ~ManagerProxy()
+    {
+        if (_reference == Counted && Server is not null)
+        {
+            ReferenceReleases.Release(Server, ObjectId);
+        }
     }
 
     /// <summary>Sends the call to the server and returns what it answered (a proxy when the answer is a shared object).</summary>
@@ -96,14 +114,43 @@ public class ManagerProxy : DispatchProxy
 
     private object? Call(MethodInfo targetMethod, object?[]? args)
     {
-        ManagerResponse response = ManagerClient.CallChecked(Server, new ManagerRequest
+        // A proxy that arrived from another process counts its reference with its first call (no extra round trip).
+        bool counting = _reference == NoReference && Interlocked.CompareExchange(ref _reference, Counting, NoReference) == NoReference;
+        ManagerResponse response;
+        try
         {
-            Kind = RequestKind.Call,
-            ObjectId = ObjectId,
-            Interface = targetMethod.DeclaringType,
-            MethodToken = targetMethod.MetadataToken,
-            Arguments = args,
-        }, targetMethod);
+            response = ManagerClient.Call(
+                Server,
+                new ManagerRequest
+                {
+                    Kind = RequestKind.Call,
+                    ObjectId = ObjectId,
+                    Interface = targetMethod.DeclaringType,
+                    MethodToken = targetMethod.MetadataToken,
+                    Arguments = args,
+                    AddReference = counting,
+                },
+                targetMethod);
+        }
+        catch
+        {
+            if (counting)
+            {
+                _reference = NoReference;
+            }
+
+            throw;
+        }
+
+        if (counting)
+        {
+            _reference = response.ReferenceAdded ? Counted : NoReference;
+        }
+
+        if (response.Error is { } error)
+        {
+            throw error;
+        }
 
         if (response.OutArguments is { } outs && args is not null)
         {
@@ -116,7 +163,7 @@ public class ManagerProxy : DispatchProxy
             }
         }
 
-        return response.ReferenceId != 0 ? Create(Server, response.ReferenceId, response.ReferenceInterface!) : response.Value;
+        return response.ReferenceId != 0 ? Create(Server, response.ReferenceId, response.ReferenceInterface!, counted: true) : response.Value;
     }
 
     /// <summary>Names the interface and the server, not the remote object's contents.</summary>
@@ -138,7 +185,9 @@ internal sealed class ManagerProxyConverter : ObjectConverter<ManagerProxy>
             throw new System.Runtime.Serialization.SerializationException($"A manager proxy must be for an interface, not {interfaceType}.");
         }
 
-        return (ManagerProxy)ManagerProxy.Create(server, id, interfaceType);
+        // A proxy to a server in this very process (one stored in a shared list, say) is counted at once: it may be
+        // the only thing keeping its object. Elsewhere the first call counts it.
+        return (ManagerProxy)ManagerProxy.Create(server, id, interfaceType, counted: ManagerServer.TryAddLocalReference(server, id));
     }
 
     public static void WriteReference(ObjectWriter writer, ServerAddress server, long id, Type interfaceType)
@@ -163,4 +212,42 @@ internal sealed class ManagerProxyConverter : ObjectConverter<ManagerProxy>
 
     /// <summary>Provides this converter for every generated proxy type, and for the wire type itself.</summary>
     public static ObjectConverter? Provide(Type type) => typeof(ManagerProxy).IsAssignableFrom(type) ? new ManagerProxyConverter() : null;
+}
+
+/// <summary>
+/// References let go by collected proxies, waiting to reach their servers: each goes with the next request this process
+/// sends to that server (no thread, no extra round trip); one to a server in this process is dropped at once.
+/// </summary>
+internal static class ReferenceReleases
+{
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, System.Collections.Concurrent.ConcurrentQueue<long>> s_pending = new(StringComparer.Ordinal);
+
+    /// <summary>Queues one reference to <paramref name="id"/> for release (from a finalizer: never blocks).</summary>
+    public static void Release(ServerAddress server, long id)
+    {
+        if (!ManagerServer.TryReleaseLocal(server, id))
+        {
+            s_pending.GetOrAdd(server.Key, static _ => new()).Enqueue(id);
+        }
+    }
+
+    /// <summary>The releases waiting for <paramref name="server"/>, taken; null when none (the usual case, without allocating).</summary>
+    public static long[]? Take(ServerAddress server)
+    {
+        if (!s_pending.TryGetValue(server.Key, out System.Collections.Concurrent.ConcurrentQueue<long>? queue) || queue.IsEmpty)
+        {
+            return null;
+        }
+
+        var ids = new List<long>();
+        while (queue.TryDequeue(out long id))
+        {
+            ids.Add(id);
+        }
+
+        return ids.Count == 0 ? null : [.. ids];
+    }
+
+    /// <summary>Forgets what waits for a server that stopped.</summary>
+    public static void Forget(ServerAddress server) => s_pending.TryRemove(server.Key, out _);
 }

@@ -11,7 +11,7 @@ namespace Multiprocessing.Managers;
 /// connection (as Python's server does). Calls on one object are serialized by a per-object lock, so each call is
 /// atomic, except on objects that synchronize themselves (locks, queues, events), whose calls may block.
 /// </summary>
-internal sealed class ManagerServer : IDisposable
+internal sealed class ManagerServer : IDisposable, Platform.IPeerDeathListener
 {
     private sealed class SharedObject(object target, Type interfaceType, bool synchronizesItself)
     {
@@ -20,7 +20,36 @@ internal sealed class ManagerServer : IDisposable
         public Type Interface { get; } = interfaceType;
 
         public bool SynchronizesItself { get; } = synchronizesItself;
+
+        /// <summary>
+        /// Proxies counted for it, by the process holding them (0: a client whose process is unknown, over TCP), under
+        /// the server's gate. With no holder left it is dropped; a holder process that ends lets go of all its counts.
+        /// </summary>
+        public Dictionary<int, int> Holders { get; } = [];
+
+        public void Hold(int pid) => Holders[pid] = Holders.GetValueOrDefault(pid) + 1;
+
+        /// <summary>Drops one count of <paramref name="pid"/>; true when no holder is left.</summary>
+        public bool Let(int pid)
+        {
+            if (Holders.TryGetValue(pid, out int count))
+            {
+                if (count <= 1)
+                {
+                    Holders.Remove(pid);
+                }
+                else
+                {
+                    Holders[pid] = count - 1;
+                }
+            }
+
+            return Holders.Count == 0;
+        }
     }
+
+    /// <summary>Servers running in this process, by address: a proxy to one of them that arrives here counts its reference directly.</summary>
+    private static readonly ConcurrentDictionary<string, ManagerServer> s_running = new(StringComparer.Ordinal);
 
     private readonly Listener _listener;
     private readonly System.Threading.Lock _gate = new();
@@ -44,6 +73,95 @@ internal sealed class ManagerServer : IDisposable
     {
         _listener = new Listener(address, authKey);
         Address = new ServerAddress(_listener.Address, authKey);
+        s_running[Address.Key] = this;
+    }
+
+    /// <summary>Counts a reference to object <paramref name="id"/> of a server running in this process; false when there is no such server or object.</summary>
+    public static bool TryAddLocalReference(ServerAddress server, long id)
+        => s_running.TryGetValue(server.Key, out ManagerServer? running) && running.AddReference(id, Environment.ProcessId);
+
+    /// <summary>Drops a reference counted by <see cref="TryAddLocalReference"/>; false when the server is not in this process (any more).</summary>
+    public static bool TryReleaseLocal(ServerAddress server, long id)
+    {
+        if (!s_running.TryGetValue(server.Key, out ManagerServer? running))
+        {
+            return false;
+        }
+
+        running.ReleaseReference(id, Environment.ProcessId);
+        return true;
+    }
+
+    /// <summary>How many objects the server keeps.</summary>
+    public int ObjectCount
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return _objects.Count;
+            }
+        }
+    }
+
+    private bool AddReference(long id, int pid)
+    {
+        lock (_gate)
+        {
+            if (!_objects.TryGetValue(id, out SharedObject? shared))
+            {
+                return false;
+            }
+
+            shared.Hold(pid);
+            return true;
+        }
+    }
+
+    private void ReleaseReference(long id, int pid)
+    {
+        lock (_gate)
+        {
+            if (_objects.TryGetValue(id, out SharedObject? shared) && shared.Let(pid))
+            {
+                Drop(id, shared);
+            }
+        }
+    }
+
+    private void Drop(long id, SharedObject shared)
+    {
+        _objects.Remove(id);
+        _ids.Remove((new ReferenceKey(shared.Target), shared.Interface));
+    }
+
+    private void SweepEndedHolders()
+    {
+        int[] holders;
+        lock (_gate)
+        {
+            holders = [.. _objects.Values.SelectMany(o => o.Holders.Keys).Distinct().Where(pid => pid != 0 && pid != Environment.ProcessId)];
+        }
+
+        foreach (int pid in holders.Where(pid => !Platform.ProcessWatch.IsAlive(pid)))
+        {
+            ((Platform.IPeerDeathListener)this).OnPeerDied(pid);
+        }
+    }
+
+    /// <summary>A client process ended: whatever its proxies held goes (its finalizers never reported here).</summary>
+    void Platform.IPeerDeathListener.OnPeerDied(int pid)
+    {
+        lock (_gate)
+        {
+            foreach ((long id, SharedObject shared) in _objects.ToArray())
+            {
+                if (shared.Holders.Remove(pid) && shared.Holders.Count == 0)
+                {
+                    Drop(id, shared);
+                }
+            }
+        }
     }
 
     /// <summary>Where clients reach this server (the bound address: a port of 0 is resolved).</summary>
@@ -119,6 +237,8 @@ internal sealed class ManagerServer : IDisposable
             _lines.Clear();
         }
 
+        s_running.TryRemove(new KeyValuePair<string, ManagerServer>(Address.Key, this));
+        Platform.PeerWatch.Forget(this);
         _listener.Dispose();
         foreach (ManagerLine line in open)
         {
@@ -148,6 +268,7 @@ internal sealed class ManagerServer : IDisposable
                 if (request.Kind == RequestKind.OpenChannel && line.Channel is null && request.Arguments is [ChannelOffer offer])
                 {
                     line.AcceptChannel(offer);
+                    Platform.PeerWatch.Watch(offer.Pid, this);
                     if (_stopping)
                     {
                         line.Close(); // Stop may have passed this line before its channel existed
@@ -156,16 +277,27 @@ internal sealed class ManagerServer : IDisposable
                     continue;
                 }
 
+                // A proxy's first reference is counted before the call, and before this process's collected proxies let go.
+                bool added = request.AddReference && AddReference(request.ObjectId, line.ClientPid);
+                if (request.Releases is { } releases)
+                {
+                    foreach (long id in releases)
+                    {
+                        ReleaseReference(id, line.ClientPid);
+                    }
+                }
+
                 ManagerResponse response;
                 try
                 {
-                    response = request.Kind == RequestKind.Call ? Call(request, line) : Handle(request);
+                    response = request.Kind == RequestKind.Call ? Call(request, line) : Handle(request, line.ClientPid);
                 }
                 catch (Exception ex)
                 {
                     response = new ManagerResponse { Error = RemoteException.FromException(ex is TargetInvocationException { InnerException: { } inner } ? inner : ex) };
                 }
 
+                response.ReferenceAdded = added;
                 Reply(line, response);
                 if (request.Kind == RequestKind.Shutdown)
                 {
@@ -206,7 +338,7 @@ internal sealed class ManagerServer : IDisposable
         }
     }
 
-    private ManagerResponse Handle(ManagerRequest request)
+    private ManagerResponse Handle(ManagerRequest request, int pid)
     {
         switch (request.Kind)
         {
@@ -217,7 +349,7 @@ internal sealed class ManagerServer : IDisposable
                 if (request.Name is { } kind)
                 {
                     target = BuiltinObjects.CreateSynchronization(kind, request.Arguments);
-                    return Reference(target, interfaceType, synchronizesItself: true);
+                    return Reference(target, interfaceType, synchronizesItself: true, pid);
                 }
 
                 if (BuiltinObjects.TryCreate(interfaceType, request.Arguments, out object? builtin, out bool synchronizesItself))
@@ -237,7 +369,7 @@ internal sealed class ManagerServer : IDisposable
                     synchronizesItself = false;
                 }
 
-                return Reference(target, interfaceType, synchronizesItself);
+                return Reference(target, interfaceType, synchronizesItself, pid);
             }
 
             case RequestKind.Register:
@@ -269,7 +401,7 @@ internal sealed class ManagerServer : IDisposable
                 }
 
                 object target = entry.Factory.DynamicInvoke() ?? throw new InvalidOperationException($"The factory registered as '{request.Name}' returned null.");
-                return Reference(target, request.Interface ?? entry.Interface, BuiltinObjects.SynchronizesItself(target));
+                return Reference(target, request.Interface ?? entry.Interface, BuiltinObjects.SynchronizesItself(target), pid);
             }
 
             case RequestKind.OpenChannel: // a second offer on a line that has one: refused by a plain answer
@@ -279,6 +411,17 @@ internal sealed class ManagerServer : IDisposable
                 }
 
                 return new ManagerResponse();
+
+            case RequestKind.Stats:
+                if (request.Name == "collect")
+                {
+                    // Proxies the server holds (in a shared list, say) let go when collected here: tests ask for it.
+                    GC.Collect();
+                    GC.WaitForPendingFinalizers();
+                    SweepEndedHolders(); // without waiting for the watch to report them
+                }
+
+                return new ManagerResponse { Value = ObjectCount };
 
             case RequestKind.Shutdown:
             case RequestKind.Ping:
@@ -402,7 +545,7 @@ internal sealed class ManagerServer : IDisposable
         Type returnType = method.ReturnType;
         if (result is not null && returnType.IsInterface && !BuiltinObjects.IsCopied(result) && IsProxied(returnType))
         {
-            ManagerResponse reference = Reference(result, returnType, BuiltinObjects.SynchronizesItself(result));
+            ManagerResponse reference = Reference(result, returnType, BuiltinObjects.SynchronizesItself(result), line.ClientPid);
             return new ManagerResponse { ReferenceId = reference.ReferenceId, ReferenceInterface = returnType, OutArguments = outs };
         }
 
@@ -423,7 +566,7 @@ internal sealed class ManagerServer : IDisposable
         }
     }
 
-    private ManagerResponse Reference(object target, Type interfaceType, bool synchronizesItself)
+    private ManagerResponse Reference(object target, Type interfaceType, bool synchronizesItself, int pid)
     {
         if (!interfaceType.IsInstanceOfType(target))
         {
@@ -434,14 +577,17 @@ internal sealed class ManagerServer : IDisposable
         lock (_gate)
         {
             // The same object through the same interface keeps one id: a lock fetched on every use (GetLock()) does
-            // not grow the table. Objects are kept until the server stops (no reference counting yet).
+            // not grow the table. Each answer carrying the id counts one reference, which the proxy made of it holds.
             if (_ids.TryGetValue((new ReferenceKey(target), interfaceType), out id))
             {
+                _objects[id].Hold(pid);
                 return new ManagerResponse { ReferenceId = id, ReferenceInterface = interfaceType };
             }
 
             id = ++_lastId;
-            _objects[id] = new SharedObject(target, interfaceType, synchronizesItself);
+            var shared = new SharedObject(target, interfaceType, synchronizesItself);
+            shared.Hold(pid);
+            _objects[id] = shared;
             _ids[(new ReferenceKey(target), interfaceType)] = id;
         }
 
