@@ -67,45 +67,74 @@ public class ManagerProxy : DispatchProxy
     }
 
     /// <summary>
-    /// A task-returning method runs on a pool thread (with its own connection) and completes when the server's call
-    /// does. Its cancellation token is honoured until the call is sent; a call the server has begun runs to its end.
+    /// A task-returning method completes when the server's call does. Calls on objects that wait in the server (locks,
+    /// queues, events…) run on a pool thread each, with its own line (which thread holds a lock matters there); other
+    /// objects' calls share this process's <see cref="AsyncCalls"/> workers. The cancellation token is honoured until
+    /// the call is sent; a call the server has begun runs to its end.
     /// </summary>
     private object InvokeAsync(MethodInfo method, object?[]? args)
     {
+        AsyncPlan plan = s_asyncPlans.GetOrAdd(method, static m => new AsyncPlan(m));
         CancellationToken token = default;
-        ParameterInfo[] parameters = method.GetParameters();
-        for (int i = 0; i < parameters.Length; i++)
+        foreach (int i in plan.TokenParameters)
         {
-            if (parameters[i].ParameterType == typeof(CancellationToken))
+            token = (CancellationToken)args![i]!;
+            args[i] = null; // tokens cannot cross; the server passes none
+        }
+
+        _sharesWorkers ??= ManagerLine.CanShareMemory(Server) && !BuiltinObjects.IsSynchronizationInterface(Interface);
+        return plan.Run(this, method, args, _sharesWorkers.Value, token);
+    }
+
+    private bool? _sharesWorkers;
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<MethodInfo, AsyncPlan> s_asyncPlans = new();
+
+    /// <summary>How a task-returning method is run, worked out once (reflection and generic instantiation are slow).</summary>
+    private sealed class AsyncPlan
+    {
+        public AsyncPlan(MethodInfo method)
+        {
+            ParameterInfo[] parameters = method.GetParameters();
+            TokenParameters = [.. Enumerable.Range(0, parameters.Length).Where(i => parameters[i].ParameterType == typeof(CancellationToken))];
+            Type returnType = method.ReturnType;
+            if (returnType == typeof(Task) || returnType == typeof(ValueTask))
             {
-                token = (CancellationToken)args![i]!;
-                args[i] = null; // tokens cannot cross; the server passes none
+                bool valueTask = returnType == typeof(ValueTask);
+                Run = (proxy, m, args, shared, token) =>
+                {
+                    Task task = shared ? AsyncCalls.For(proxy.Server).Run(() => proxy.Call(m, args), token) : Task.Run(() => { proxy.Call(m, args); }, token);
+                    return valueTask ? new ValueTask(task) : task;
+                };
+            }
+            else
+            {
+                bool valueTask = returnType.GetGenericTypeDefinition() == typeof(ValueTask<>);
+                Run = (valueTask ? s_runValueTyped : s_runTyped)
+                    .MakeGenericMethod(returnType.GetGenericArguments()[0])
+                    .CreateDelegate<Func<ManagerProxy, MethodInfo, object?[]?, bool, CancellationToken, object>>();
             }
         }
 
-        if (method.ReturnType == typeof(Task))
-        {
-            return Task.Run(() => { Call(method, args); }, token);
-        }
+        public int[] TokenParameters { get; }
 
-        if (method.ReturnType == typeof(ValueTask))
-        {
-            return new ValueTask(Task.Run(() => { Call(method, args); }, token));
-        }
-
-        bool valueTask = method.ReturnType.GetGenericTypeDefinition() == typeof(ValueTask<>);
-        return (valueTask ? s_runValueTyped : s_runTyped).MakeGenericMethod(method.ReturnType.GetGenericArguments()[0]).Invoke(null, [this, method, args, token])!;
+        public Func<ManagerProxy, MethodInfo, object?[]?, bool, CancellationToken, object> Run { get; }
     }
 
     private static readonly MethodInfo s_runValueTyped = typeof(ManagerProxy).GetMethod(nameof(RunValueTyped), BindingFlags.NonPublic | BindingFlags.Static)!;
 
-    private static ValueTask<T> RunValueTyped<T>(ManagerProxy proxy, MethodInfo method, object?[]? args, CancellationToken token)
-        => new(RunTyped<T>(proxy, method, args, token));
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1859", Justification = "Bound to a delegate returning object.")]
+    private static object RunValueTyped<T>(ManagerProxy proxy, MethodInfo method, object?[]? args, bool shared, CancellationToken token)
+        => new ValueTask<T>(RunTypedTask<T>(proxy, method, args, shared, token));
 
     private static readonly MethodInfo s_runTyped = typeof(ManagerProxy).GetMethod(nameof(RunTyped), BindingFlags.NonPublic | BindingFlags.Static)!;
 
-    private static Task<T> RunTyped<T>(ManagerProxy proxy, MethodInfo method, object?[]? args, CancellationToken token)
-        => Task.Run(() => (T)proxy.Call(method, args)!, token);
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1859", Justification = "Bound to a delegate returning object.")]
+    private static object RunTyped<T>(ManagerProxy proxy, MethodInfo method, object?[]? args, bool shared, CancellationToken token)
+        => RunTypedTask<T>(proxy, method, args, shared, token);
+
+    private static Task<T> RunTypedTask<T>(ManagerProxy proxy, MethodInfo method, object?[]? args, bool shared, CancellationToken token)
+        => shared ? AsyncCalls.For(proxy.Server).Run(() => (T)proxy.Call(method, args)!, token) : Task.Run(() => (T)proxy.Call(method, args)!, token);
 
     private sealed class ProxyScope(ManagerProxy proxy, Type declaring) : IScopeRelease
     {

@@ -447,6 +447,7 @@ internal sealed class ManagerServer : IDisposable, Platform.IPeerDeathListener
             ReturnsTask = ReturnsValueTask || typeof(Task).IsAssignableFrom(returnType);
             TaskHasResult = returnType.IsGenericType;
             AsTask = ReturnsValueTask ? returnType.GetMethod("AsTask") : null;
+            TaskResult = TaskHasResult ? (ReturnsValueTask ? AsTask!.ReturnType : returnType).GetProperty("Result") : null;
         }
 
         public MethodInfo Method { get; }
@@ -464,6 +465,8 @@ internal sealed class ManagerServer : IDisposable, Platform.IPeerDeathListener
         public bool TaskHasResult { get; }
 
         public MethodInfo? AsTask { get; }
+
+        public PropertyInfo? TaskResult { get; }
     }
 
     private static readonly ConcurrentDictionary<(Type, int), MethodPlan> s_plans = new();
@@ -533,7 +536,7 @@ internal sealed class ManagerServer : IDisposable, Platform.IPeerDeathListener
 
             var task = (Task)result!;
             task.GetAwaiter().GetResult(); // a task-returning member: the call ends when its task does
-            result = plan.TaskHasResult && task.GetType().IsGenericType ? task.GetType().GetProperty("Result")!.GetValue(task) : null;
+            result = plan.TaskResult?.GetValue(task);
         }
 
         object?[]? outs = null;

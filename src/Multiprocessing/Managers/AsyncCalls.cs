@@ -1,0 +1,185 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+
+namespace Multiprocessing.Managers;
+
+/// <summary>
+/// Runs a process's task-returning proxy calls to one server on a few worker threads of its own, each with its own line,
+/// instead of a pool thread (and a line, and a server thread) per call in flight: on a small machine, sixteen calls in
+/// flight each spinning on a line of its own spend the CPU on waiting. One worker serves the queue while calls are
+/// quick; when every worker has been inside one call for a while (a call that waits in the server), another worker
+/// starts, so a call never waits behind one that may be waiting for it.
+/// </summary>
+[System.Diagnostics.CodeAnalysis.SuppressMessage("Design", "CA1001", Justification = "One per server for the life of the process, like the thread pool.")]
+internal sealed class AsyncCalls
+{
+    private const int MaxWorkers = 64;
+    private static readonly long SlowCall = Stopwatch.Frequency / 500; // 2 ms
+    private static readonly TimeSpan IdleExit = TimeSpan.FromSeconds(5);
+    private static readonly ConcurrentDictionary<string, AsyncCalls> s_callers = new(StringComparer.Ordinal);
+
+    private readonly ServerAddress _server;
+    private readonly ConcurrentQueue<WorkItem> _queue = new();
+    private readonly SemaphoreSlim _wake = new(0);
+    private readonly System.Threading.Lock _gate = new();
+    private readonly Timer _watch;
+    private Worker[] _snapshot = [];
+    private int _sleeping;
+    private int _armed;
+
+    private AsyncCalls(ServerAddress server)
+    {
+        _server = server;
+        _watch = new Timer(_ => OnWatch(), null, Timeout.Infinite, Timeout.Infinite);
+    }
+
+    /// <summary>The caller for <paramref name="server"/> in this process.</summary>
+    public static AsyncCalls For(ServerAddress server) => s_callers.GetOrAdd(server.Key, static (_, s) => new AsyncCalls(s), server);
+
+    /// <summary>Queues <paramref name="call"/>; the task completes with its result. A cancelled token is honoured until the call starts.</summary>
+    public Task<T> Run<T>(Func<T> call, CancellationToken cancellationToken)
+    {
+        var item = new WorkItem<T>(call, cancellationToken);
+        _queue.Enqueue(item);
+        if (Volatile.Read(ref _sleeping) > 0)
+        {
+            _wake.Release();
+        }
+
+        StartWorkerIfStuck();
+        return item.Task;
+    }
+
+    private void StartWorkerIfStuck()
+    {
+        if (_queue.IsEmpty)
+        {
+            return;
+        }
+
+        if (AllStuck(Volatile.Read(ref _snapshot)))
+        {
+            lock (_gate)
+            {
+                if (AllStuck(_snapshot) && _snapshot.Length < MaxWorkers)
+                {
+                    var worker = new Worker();
+                    _snapshot = [.. _snapshot, worker];
+                    new Thread(() => Serve(worker)) { IsBackground = true, Name = "Multiprocessing manager async calls" }.Start();
+                }
+            }
+        }
+
+        // While calls wait, look again soon: the worker that has one may be waiting for a call queued behind it.
+        if (Interlocked.Exchange(ref _armed, 1) == 0)
+        {
+            _watch.Change(5, Timeout.Infinite);
+        }
+    }
+
+    private void OnWatch()
+    {
+        Volatile.Write(ref _armed, 0);
+        StartWorkerIfStuck();
+    }
+
+    /// <summary>True when no worker could take a queued call soon: none exists, or each has been inside one call for a while.</summary>
+    private static bool AllStuck(Worker[] workers)
+    {
+        long now = Stopwatch.GetTimestamp();
+        foreach (Worker w in workers)
+        {
+            long since = Volatile.Read(ref w.BusySince);
+            if (since == 0 || now - since < SlowCall)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private void Serve(Worker worker)
+    {
+        try
+        {
+            while (true)
+            {
+                if (_queue.TryDequeue(out WorkItem? item))
+                {
+                    Volatile.Write(ref worker.BusySince, Stopwatch.GetTimestamp());
+                    item.Execute();
+                    Volatile.Write(ref worker.BusySince, 0);
+                    continue;
+                }
+
+                bool found = false;
+                for (int i = 0; i < Platform.SpinPause.WaitBudget && !found; i++)
+                {
+                    Platform.SpinPause.Once();
+                    found = !_queue.IsEmpty;
+                }
+
+                if (found)
+                {
+                    continue;
+                }
+
+                Interlocked.Increment(ref _sleeping);
+                bool woken = !_queue.IsEmpty || _wake.Wait(IdleExit);
+                Interlocked.Decrement(ref _sleeping);
+                if (!woken && _queue.IsEmpty)
+                {
+                    lock (_gate)
+                    {
+                        if (_queue.IsEmpty)
+                        {
+                            _snapshot = [.. _snapshot.Where(w => w != worker)];
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        finally
+        {
+            ManagerClient.Forget(_server); // this thread's line goes with it
+        }
+    }
+
+    private sealed class Worker
+    {
+        /// <summary>When the current call started (a timestamp), 0 between calls.</summary>
+        public long BusySince;
+    }
+
+    private abstract class WorkItem
+    {
+        public abstract void Execute();
+    }
+
+    private sealed class WorkItem<T>(Func<T> call, CancellationToken cancellationToken) : WorkItem
+    {
+        private readonly TaskCompletionSource<T> _completion = new(); // continuations run here: no wake-up per call; one that blocks makes the worker "stuck", and another starts
+
+        public Task<T> Task => _completion.Task;
+
+        public override void Execute()
+        {
+            if (cancellationToken.IsCancellationRequested)
+            {
+                _completion.TrySetCanceled(cancellationToken);
+                return;
+            }
+
+            try
+            {
+                _completion.TrySetResult(call());
+            }
+            catch (Exception ex)
+            {
+                _completion.TrySetException(ex);
+            }
+        }
+    }
+}
