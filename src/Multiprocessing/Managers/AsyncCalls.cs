@@ -14,7 +14,7 @@ namespace Multiprocessing.Managers;
 internal sealed class AsyncCalls
 {
     private const int MaxWorkers = 64;
-    private static readonly long SlowCall = Stopwatch.Frequency / 500; // 2 ms
+    private static readonly long SlowCall = Stopwatch.Frequency / 20; // 50 ms: sooner, a busy machine's stalls would start workers that only add spinning
     private static readonly TimeSpan IdleExit = TimeSpan.FromSeconds(5);
     private static readonly ConcurrentDictionary<string, AsyncCalls> s_callers = new(StringComparer.Ordinal);
 
@@ -36,10 +36,10 @@ internal sealed class AsyncCalls
     /// <summary>The caller for <paramref name="server"/> in this process.</summary>
     public static AsyncCalls For(ServerAddress server) => s_callers.GetOrAdd(server.Key, static (_, s) => new AsyncCalls(s), server);
 
-    /// <summary>Queues <paramref name="call"/>; the task completes with its result. A cancelled token is honoured until the call starts.</summary>
-    public Task<T> Run<T>(Func<T> call, CancellationToken cancellationToken)
+    /// <summary>Queues a call of <paramref name="method"/> through <paramref name="proxy"/>; the task completes with its result. A cancelled token is honoured until the call is sent.</summary>
+    public Task<T> Run<T>(ManagerProxy proxy, System.Reflection.MethodInfo method, object?[]? args, CancellationToken cancellationToken)
     {
-        var item = new WorkItem<T>(call, cancellationToken);
+        var item = new WorkItem<T>(proxy, method, args, cancellationToken);
         _queue.Enqueue(item);
         if (Volatile.Read(ref _sleeping) > 0)
         {
@@ -73,7 +73,7 @@ internal sealed class AsyncCalls
         // While calls wait, look again soon: the worker that has one may be waiting for a call queued behind it.
         if (Interlocked.Exchange(ref _armed, 1) == 0)
         {
-            _watch.Change(5, Timeout.Infinite);
+            _watch.Change(20, Timeout.Infinite);
         }
     }
 
@@ -101,14 +101,24 @@ internal sealed class AsyncCalls
 
     private void Serve(Worker worker)
     {
+        var batch = new List<WorkItem>(MaxBatch);
         try
         {
             while (true)
             {
-                if (_queue.TryDequeue(out WorkItem? item))
+                while (batch.Count < MaxBatch && _queue.TryDequeue(out WorkItem? item))
+                {
+                    if (!item.CancelIfRequested())
+                    {
+                        batch.Add(item);
+                    }
+                }
+
+                if (batch.Count > 0)
                 {
                     Volatile.Write(ref worker.BusySince, Stopwatch.GetTimestamp());
-                    item.Execute();
+                    Send(batch);
+                    batch.Clear();
                     Volatile.Write(ref worker.BusySince, 0);
                     continue;
                 }
@@ -147,39 +157,105 @@ internal sealed class AsyncCalls
         }
     }
 
+    /// <summary>
+    /// Sends the calls that were waiting as one round trip: the server runs them in order (starting another thread on
+    /// the rest when one of them waits), and answers them all at once. Continuations run here, after the whole batch.
+    /// </summary>
+    private void Send(List<WorkItem> batch)
+    {
+        var requests = new ManagerRequest[batch.Count];
+        for (int i = 0; i < batch.Count; i++)
+        {
+            requests[i] = batch[i].Begin();
+        }
+
+        ManagerResponse[] responses;
+        try
+        {
+            responses = batch.Count == 1
+                ? [ManagerClient.Call(_server, requests[0], batch[0].Method)]
+                : ManagerClient.CallBatch(_server, requests, [.. batch.Select(b => b.Method)]);
+        }
+        catch (Exception ex)
+        {
+            for (int i = 0; i < batch.Count; i++)
+            {
+                batch[i].Fail(requests[i], ex);
+            }
+
+            return;
+        }
+
+        for (int i = 0; i < batch.Count; i++)
+        {
+            batch[i].Complete(requests[i], responses[i]);
+        }
+    }
+
+    private const int MaxBatch = 64;
+
     private sealed class Worker
     {
         /// <summary>When the current call started (a timestamp), 0 between calls.</summary>
         public long BusySince;
     }
 
-    private abstract class WorkItem
+    private abstract class WorkItem(ManagerProxy proxy, System.Reflection.MethodInfo method, object?[]? args)
     {
-        public abstract void Execute();
+        public System.Reflection.MethodInfo Method => method;
+
+        public ManagerRequest Begin() => proxy.BeginCall(method, args);
+
+        public void Fail(ManagerRequest request, Exception error)
+        {
+            proxy.AbortCall(request);
+            SetException(error);
+        }
+
+        public void Complete(ManagerRequest request, ManagerResponse response)
+        {
+            object? result;
+            try
+            {
+                result = proxy.EndCall(method, args, request, response);
+            }
+            catch (Exception ex)
+            {
+                SetException(ex);
+                return;
+            }
+
+            SetResult(result);
+        }
+
+        public abstract bool CancelIfRequested();
+
+        protected abstract void SetResult(object? result);
+
+        protected abstract void SetException(Exception error);
     }
 
-    private sealed class WorkItem<T>(Func<T> call, CancellationToken cancellationToken) : WorkItem
+    private sealed class WorkItem<T>(ManagerProxy proxy, System.Reflection.MethodInfo method, object?[]? args, CancellationToken cancellationToken)
+        : WorkItem(proxy, method, args)
     {
         private readonly TaskCompletionSource<T> _completion = new(); // continuations run here: no wake-up per call; one that blocks makes the worker "stuck", and another starts
 
         public Task<T> Task => _completion.Task;
 
-        public override void Execute()
-        {
-            if (cancellationToken.IsCancellationRequested)
-            {
-                _completion.TrySetCanceled(cancellationToken);
-                return;
-            }
+        public override bool CancelIfRequested() => cancellationToken.IsCancellationRequested && _completion.TrySetCanceled(cancellationToken);
 
+        protected override void SetResult(object? result)
+        {
             try
             {
-                _completion.TrySetResult(call());
+                _completion.TrySetResult((T)result!);
             }
-            catch (Exception ex)
+            catch (InvalidCastException ex)
             {
                 _completion.TrySetException(ex);
             }
         }
+
+        protected override void SetException(Exception error) => _completion.TrySetException(error);
     }
 }

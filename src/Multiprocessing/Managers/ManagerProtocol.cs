@@ -25,6 +25,9 @@ internal enum RequestKind : byte
     /// <summary>Nothing: proves the connection and the key.</summary>
     Ping,
 
+    /// <summary>Run the calls in <see cref="ManagerRequest.Arguments"/> (requests) in order; the answer's value holds their answers.</summary>
+    Batch,
+
     /// <summary>How many objects the server keeps (tests watch reference counting with it).</summary>
     Stats,
 

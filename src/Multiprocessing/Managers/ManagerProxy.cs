@@ -103,7 +103,7 @@ public class ManagerProxy : DispatchProxy
                 bool valueTask = returnType == typeof(ValueTask);
                 Run = (proxy, m, args, shared, token) =>
                 {
-                    Task task = shared ? AsyncCalls.For(proxy.Server).Run(() => proxy.Call(m, args), token) : Task.Run(() => { proxy.Call(m, args); }, token);
+                    Task task = shared ? AsyncCalls.For(proxy.Server).Run<object?>(proxy, m, args, token) : Task.Run(() => { proxy.Call(m, args); }, token);
                     return valueTask ? new ValueTask(task) : task;
                 };
             }
@@ -134,7 +134,7 @@ public class ManagerProxy : DispatchProxy
         => RunTypedTask<T>(proxy, method, args, shared, token);
 
     private static Task<T> RunTypedTask<T>(ManagerProxy proxy, MethodInfo method, object?[]? args, bool shared, CancellationToken token)
-        => shared ? AsyncCalls.For(proxy.Server).Run(() => (T)proxy.Call(method, args)!, token) : Task.Run(() => (T)proxy.Call(method, args)!, token);
+        => shared ? AsyncCalls.For(proxy.Server).Run<T>(proxy, method, args, token) : Task.Run(() => (T)proxy.Call(method, args)!, token);
 
     private sealed class ProxyScope(ManagerProxy proxy, Type declaring) : IScopeRelease
     {
@@ -143,35 +143,49 @@ public class ManagerProxy : DispatchProxy
 
     private object? Call(MethodInfo targetMethod, object?[]? args)
     {
-        // A proxy that arrived from another process counts its reference with its first call (no extra round trip).
-        bool counting = _reference == NoReference && Interlocked.CompareExchange(ref _reference, Counting, NoReference) == NoReference;
+        ManagerRequest request = BeginCall(targetMethod, args);
         ManagerResponse response;
         try
         {
-            response = ManagerClient.Call(
-                Server,
-                new ManagerRequest
-                {
-                    Kind = RequestKind.Call,
-                    ObjectId = ObjectId,
-                    Interface = targetMethod.DeclaringType,
-                    MethodToken = targetMethod.MetadataToken,
-                    Arguments = args,
-                    AddReference = counting,
-                },
-                targetMethod);
+            response = ManagerClient.Call(Server, request, targetMethod);
         }
         catch
         {
-            if (counting)
-            {
-                _reference = NoReference;
-            }
-
+            AbortCall(request);
             throw;
         }
 
-        if (counting)
+        return EndCall(targetMethod, args, request, response);
+    }
+
+    /// <summary>The request for a call; a proxy that arrived from another process counts its reference with its first call (no extra round trip).</summary>
+    internal ManagerRequest BeginCall(MethodInfo targetMethod, object?[]? args)
+    {
+        bool counting = _reference == NoReference && Interlocked.CompareExchange(ref _reference, Counting, NoReference) == NoReference;
+        return new ManagerRequest
+        {
+            Kind = RequestKind.Call,
+            ObjectId = ObjectId,
+            Interface = targetMethod.DeclaringType,
+            MethodToken = targetMethod.MetadataToken,
+            Arguments = args,
+            AddReference = counting,
+        };
+    }
+
+    /// <summary>The call never reached the server: the reference it was counting is not held.</summary>
+    internal void AbortCall(ManagerRequest request)
+    {
+        if (request.AddReference)
+        {
+            _reference = NoReference;
+        }
+    }
+
+    /// <summary>The call's result from the server's answer (a proxy when the answer is a shared object); throws the server's exception.</summary>
+    internal object? EndCall(MethodInfo targetMethod, object?[]? args, ManagerRequest request, ManagerResponse response)
+    {
+        if (request.AddReference)
         {
             _reference = response.ReferenceAdded ? Counted : NoReference;
         }

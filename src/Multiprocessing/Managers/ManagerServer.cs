@@ -290,7 +290,12 @@ internal sealed class ManagerServer : IDisposable, Platform.IPeerDeathListener
                 ManagerResponse response;
                 try
                 {
-                    response = request.Kind == RequestKind.Call ? Call(request, line) : Handle(request, line.ClientPid);
+                    response = request.Kind switch
+                    {
+                        RequestKind.Call => Call(request, line),
+                        RequestKind.Batch => RunBatch(request, line),
+                        _ => Handle(request, line.ClientPid),
+                    };
                 }
                 catch (Exception ex)
                 {
@@ -471,7 +476,131 @@ internal sealed class ManagerServer : IDisposable, Platform.IPeerDeathListener
 
     private static readonly ConcurrentDictionary<(Type, int), MethodPlan> s_plans = new();
 
-    private ManagerResponse Call(ManagerRequest request, ManagerLine line)
+    private ManagerResponse Call(ManagerRequest request, ManagerLine line) => Execute(request, ResolvePlan(request, line), line.ClientPid);
+
+    /// <summary>The method a call names (learning its number on this line) or numbers; only the line's own thread calls it.</summary>
+    private static MethodPlan ResolvePlan(ManagerRequest request, ManagerLine line)
+    {
+        if (request.Interface is { } named)
+        {
+            MethodPlan plan = s_plans.GetOrAdd((named, request.MethodToken), static key => new MethodPlan(
+                key.Item1.GetMethods().FirstOrDefault(m => m.MetadataToken == key.Item2)
+                ?? throw new MissingMethodException($"{key.Item1.FullName} has no method with token {key.Item2} here (do both sides run the same build?).")));
+            if (request.MethodSlot > 0)
+            {
+                line.LearnSlot(request.MethodSlot, plan);
+            }
+
+            return plan;
+        }
+
+        return line.SlotPlan(request.MethodSlot) ?? throw new ArgumentException("A call needs the method's interface.");
+    }
+
+    /// <summary>
+    /// Runs a batch of calls in order on this thread. When one of them has kept the batch from moving for a while (it
+    /// waits in the server, perhaps for a call later in the same batch), another thread goes on with the rest.
+    /// </summary>
+    private ManagerResponse RunBatch(ManagerRequest request, ManagerLine line)
+    {
+        object?[] items = request.Arguments ?? [];
+        var calls = new ManagerRequest[items.Length];
+        var plans = new MethodPlan?[items.Length];
+        var answers = new object?[items.Length];
+        for (int i = 0; i < items.Length; i++)
+        {
+            calls[i] = items[i] as ManagerRequest ?? throw new ArgumentException("A batch holds calls only.");
+            try
+            {
+                plans[i] = ResolvePlan(calls[i], line);
+            }
+            catch (Exception ex)
+            {
+                answers[i] = new ManagerResponse { Error = RemoteException.FromException(ex) };
+            }
+        }
+
+        var run = new BatchRun(this, calls, plans, answers, line.ClientPid);
+        using (calls.Length > 1 ? new Timer(static state => ((BatchRun)state!).HelpIfStuck(), run, 20, 20) : null)
+        {
+            run.Work();
+            run.WaitAll();
+        }
+
+        return new ManagerResponse { Value = answers };
+    }
+
+    private sealed class BatchRun(ManagerServer server, ManagerRequest[] calls, MethodPlan?[] plans, object?[] answers, int pid)
+    {
+        private static readonly long StuckAfter = System.Diagnostics.Stopwatch.Frequency / 20; // 50 ms
+        private readonly object _doneGate = new();
+        private int _next;
+        private int _remaining = calls.Length;
+        private long _progress = System.Diagnostics.Stopwatch.GetTimestamp();
+
+        public void Work()
+        {
+            while (true)
+            {
+                int i = Interlocked.Increment(ref _next) - 1;
+                if (i >= calls.Length)
+                {
+                    return;
+                }
+
+                Volatile.Write(ref _progress, System.Diagnostics.Stopwatch.GetTimestamp());
+                if (plans[i] is { } plan)
+                {
+                    ManagerRequest call = calls[i];
+                    bool added = call.AddReference && server.AddReference(call.ObjectId, pid);
+                    ManagerResponse answer;
+                    try
+                    {
+                        answer = server.Execute(call, plan, pid);
+                    }
+                    catch (Exception ex)
+                    {
+                        answer = new ManagerResponse { Error = RemoteException.FromException(ex is TargetInvocationException { InnerException: { } inner } ? inner : ex) };
+                    }
+
+                    answer.ReferenceAdded = added;
+                    answers[i] = answer;
+                }
+
+                Volatile.Write(ref _progress, System.Diagnostics.Stopwatch.GetTimestamp());
+                if (Interlocked.Decrement(ref _remaining) == 0)
+                {
+                    lock (_doneGate)
+                    {
+                        Monitor.PulseAll(_doneGate);
+                    }
+                }
+            }
+        }
+
+        public void WaitAll()
+        {
+            lock (_doneGate)
+            {
+                while (Volatile.Read(ref _remaining) > 0)
+                {
+                    Monitor.Wait(_doneGate);
+                }
+            }
+        }
+
+        public void HelpIfStuck()
+        {
+            long progress = Volatile.Read(ref _progress);
+            if (Volatile.Read(ref _next) < calls.Length && System.Diagnostics.Stopwatch.GetTimestamp() - progress > StuckAfter
+                && Interlocked.CompareExchange(ref _progress, System.Diagnostics.Stopwatch.GetTimestamp(), progress) == progress)
+            {
+                new Thread(Work) { IsBackground = true, Name = "Multiprocessing manager batch helper" }.Start();
+            }
+        }
+    }
+
+    private ManagerResponse Execute(ManagerRequest request, MethodPlan plan, int pid)
     {
         SharedObject shared;
         lock (_gate)
@@ -480,22 +609,6 @@ internal sealed class ManagerServer : IDisposable, Platform.IPeerDeathListener
             {
                 throw new KeyNotFoundException($"The manager has no object {request.ObjectId} (it was created by another server, or the server restarted).");
             }
-        }
-
-        MethodPlan plan;
-        if (request.Interface is { } named)
-        {
-            plan = s_plans.GetOrAdd((named, request.MethodToken), static key => new MethodPlan(
-                key.Item1.GetMethods().FirstOrDefault(m => m.MetadataToken == key.Item2)
-                ?? throw new MissingMethodException($"{key.Item1.FullName} has no method with token {key.Item2} here (do both sides run the same build?).")));
-            if (request.MethodSlot > 0)
-            {
-                line.LearnSlot(request.MethodSlot, plan);
-            }
-        }
-        else
-        {
-            plan = line.SlotPlan(request.MethodSlot) ?? throw new ArgumentException("A call needs the method's interface.");
         }
 
         MethodInfo method = plan.Method;
@@ -548,7 +661,7 @@ internal sealed class ManagerServer : IDisposable, Platform.IPeerDeathListener
         Type returnType = method.ReturnType;
         if (result is not null && returnType.IsInterface && !BuiltinObjects.IsCopied(result) && IsProxied(returnType))
         {
-            ManagerResponse reference = Reference(result, returnType, BuiltinObjects.SynchronizesItself(result), line.ClientPid);
+            ManagerResponse reference = Reference(result, returnType, BuiltinObjects.SynchronizesItself(result), pid);
             return new ManagerResponse { ReferenceId = reference.ReferenceId, ReferenceInterface = returnType, OutArguments = outs };
         }
 
