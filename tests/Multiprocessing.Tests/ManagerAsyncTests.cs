@@ -16,6 +16,12 @@ public interface IAsyncCounter
 
     /// <summary>Opens what <see cref="WaitOpenAsync"/> waits for.</summary>
     Task OpenAsync();
+
+    /// <summary>Describes <paramref name="value"/> (which may not be able to cross).</summary>
+    Task<string> DescribeAsync(object? value);
+
+    /// <summary>Returns something that cannot cross back.</summary>
+    Task<object> UnsendableAsync();
 }
 
 /// <summary>The server-side counter.</summary>
@@ -32,6 +38,12 @@ public sealed class AsyncCounter : IAsyncCounter
 
     /// <inheritdoc/>
     public Task<bool> WaitOpenAsync() => Task.FromResult(s_open.Wait(TimeSpan.FromSeconds(60)));
+
+    /// <inheritdoc/>
+    public Task<string> DescribeAsync(object? value) => Task.FromResult(value?.ToString() ?? "null");
+
+    /// <inheritdoc/>
+    public Task<object> UnsendableAsync() => Task.FromResult<object>(new MemoryStream());
 
     /// <inheritdoc/>
     public Task OpenAsync()
@@ -76,5 +88,29 @@ public sealed class ManagerAsyncTests
         await opener.OpenAsync().WaitAsync(Bounded.Long); // queued behind the waiting call; another worker must take it
         Assert.True(await waiting.WaitAsync(Bounded.Long));
         Assert.Equal(2, await opener.AddAsync(2).WaitAsync(Bounded.Long));
+    }
+
+    [Fact]
+    public async Task A_call_whose_argument_or_result_cannot_cross_fails_alone_among_calls_sent_together()
+    {
+        using var manager = new mp.Manager();
+        manager.Register<IAsyncCounter>(() => new AsyncCounter());
+        IAsyncCounter counter = manager.Create<IAsyncCounter>();
+        for (int round = 0; round < 20; round++)
+        {
+            // Queued together without awaiting, so a worker takes several of them in one batch.
+            using var stream = new MemoryStream();
+            Task<long> before = counter.AddAsync(1);
+            Task<string> badArgument = counter.DescribeAsync(stream);
+            Task<object> badResult = counter.UnsendableAsync();
+            Task<string> good = counter.DescribeAsync(42);
+            Task<long> after = counter.AddAsync(1);
+            await Assert.ThrowsAsync<System.Runtime.Serialization.SerializationException>(() => badArgument.WaitAsync(Bounded.Long));
+            var remote = await Assert.ThrowsAsync<mp.RemoteException>(() => badResult.WaitAsync(Bounded.Long));
+            Assert.Equal(typeof(System.Runtime.Serialization.SerializationException).FullName, remote.RemoteType);
+            Assert.Equal("42", await good.WaitAsync(Bounded.Long));
+            Assert.Equal((2 * round) + 1, await before.WaitAsync(Bounded.Long));
+            Assert.Equal((2 * round) + 2, await after.WaitAsync(Bounded.Long));
+        }
     }
 }

@@ -176,6 +176,21 @@ internal sealed class AsyncCalls
                 ? [ManagerClient.Call(_server, requests[0], batch[0].Method)]
                 : ManagerClient.CallBatch(_server, requests, [.. batch.Select(b => b.Method)]);
         }
+        catch (System.Runtime.Serialization.SerializationException) when (batch.Count > 1)
+        {
+            // Nothing was sent: one call's arguments cannot cross. Each goes alone, so only that one fails.
+            for (int i = 0; i < batch.Count; i++)
+            {
+                batch[i].Fail(requests[i], null);
+            }
+
+            foreach (WorkItem item in batch)
+            {
+                Send([item]);
+            }
+
+            return;
+        }
         catch (Exception ex)
         {
             for (int i = 0; i < batch.Count; i++)
@@ -206,10 +221,14 @@ internal sealed class AsyncCalls
 
         public ManagerRequest Begin() => proxy.BeginCall(method, args);
 
-        public void Fail(ManagerRequest request, Exception error)
+        /// <summary>The call did not reach the server; <paramref name="error"/> null: it will be sent again.</summary>
+        public void Fail(ManagerRequest request, Exception? error)
         {
             proxy.AbortCall(request);
-            SetException(error);
+            if (error is not null)
+            {
+                SetException(error);
+            }
         }
 
         public void Complete(ManagerRequest request, ManagerResponse response)

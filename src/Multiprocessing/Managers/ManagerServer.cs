@@ -3,6 +3,7 @@ using System.Net;
 using System.Reflection;
 using System.Runtime.Serialization;
 using System.Security.Authentication;
+using Multiprocessing.Serialization;
 
 namespace Multiprocessing.Managers;
 
@@ -267,7 +268,16 @@ internal sealed class ManagerServer : IDisposable, Platform.IPeerDeathListener
 
                 if (request.Kind == RequestKind.OpenChannel && line.Channel is null && request.Arguments is [ChannelOffer offer])
                 {
-                    line.AcceptChannel(offer);
+                    try
+                    {
+                        line.AcceptChannel(offer);
+                    }
+                    catch (InvalidDataException ex)
+                    {
+                        Reply(line, new ManagerResponse { Error = RemoteException.FromException(ex) }); // the client stays on the socket
+                        continue;
+                    }
+
                     Platform.PeerWatch.Watch(offer.Pid, this);
                     if (_stopping)
                     {
@@ -334,14 +344,31 @@ internal sealed class ManagerServer : IDisposable, Platform.IPeerDeathListener
         }
         catch (SerializationException ex)
         {
-            line.Send(
-                new ManagerResponse
+            if (response.Value is object?[] answers && answers.All(a => a is ManagerResponse))
+            {
+                // A batch: only the answers that cannot cross become errors; the others' calls did run.
+                for (int i = 0; i < answers.Length; i++)
                 {
-                    Error = RemoteException.FromException(new SerializationException($"The manager could not send the result back: {ex.Message}", ex)),
-                },
-                ManagerResponseConverter.Instance);
+                    try
+                    {
+                        _ = BinarySerializer.Default.Serialize<object?>(answers[i]);
+                    }
+                    catch (SerializationException one)
+                    {
+                        answers[i] = CannotSendBack(one);
+                    }
+                }
+
+                line.Send(response, ManagerResponseConverter.Instance);
+                return;
+            }
+
+            line.Send(CannotSendBack(ex), ManagerResponseConverter.Instance);
         }
     }
+
+    private static ManagerResponse CannotSendBack(SerializationException ex)
+        => new() { Error = RemoteException.FromException(new SerializationException($"The manager could not send the result back: {ex.Message}", ex)) };
 
     private ManagerResponse Handle(ManagerRequest request, int pid)
     {
