@@ -38,9 +38,9 @@ internal enum RequestKind : byte
 /// <summary>One request; the answer is a <see cref="ManagerResponse"/>.</summary>
 internal sealed class ManagerRequest
 {
-    public RequestKind Kind { get; init; }
+    public RequestKind Kind { get; set; }
 
-    public long ObjectId { get; init; }
+    public long ObjectId { get; set; }
 
     /// <summary>The method's interface; left out of a call whose <see cref="MethodSlot"/> the server already knows.</summary>
     public Type? Interface { get; set; }
@@ -53,7 +53,7 @@ internal sealed class ManagerRequest
     /// </summary>
     public int MethodSlot { get; set; }
 
-    public object?[]? Arguments { get; init; }
+    public object?[]? Arguments { get; set; }
 
     public string? Name { get; init; }
 
@@ -64,6 +64,17 @@ internal sealed class ManagerRequest
 
     /// <summary>Objects whose proxies in this process were collected: one reference each to drop, before the request is served.</summary>
     public long[]? Releases { get; set; }
+
+    /// <summary>Forgets a call's fields, so a thread can reuse the request for its next call (and holds no argument meanwhile).</summary>
+    public void ClearCall()
+    {
+        Interface = null;
+        MethodToken = 0;
+        MethodSlot = 0;
+        Arguments = null;
+        AddReference = false;
+        Releases = null;
+    }
 }
 
 /// <summary>The server's answer: a value, a reference to an object it keeps (a proxy on this side), or an exception.</summary>

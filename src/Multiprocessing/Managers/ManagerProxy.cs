@@ -141,36 +141,49 @@ public class ManagerProxy : DispatchProxy
         public void ReleaseScope() => proxy.Call(declaring.GetMethod("Release", Type.EmptyTypes) ?? declaring.GetMethod("Release")!, declaring.GetMethod("Release", Type.EmptyTypes) is null ? [1] : []);
     }
 
+    /// <summary>A thread's request object between its calls (a blocking call is done with it when it returns).</summary>
+    [ThreadStatic]
+    private static ManagerRequest? t_spare;
+
     private object? Call(MethodInfo targetMethod, object?[]? args)
     {
-        ManagerRequest request = BeginCall(targetMethod, args);
-        ManagerResponse response;
+        ManagerRequest request = t_spare ?? new ManagerRequest();
+        t_spare = null; // a call made meanwhile on this thread (none is expected) gets a request of its own
         try
         {
-            response = ManagerClient.Call(Server, request, targetMethod);
-        }
-        catch
-        {
-            AbortCall(request);
-            throw;
-        }
+            BeginCall(targetMethod, args, request);
+            ManagerResponse response;
+            try
+            {
+                response = ManagerClient.Call(Server, request, targetMethod);
+            }
+            catch
+            {
+                AbortCall(request);
+                throw;
+            }
 
-        return EndCall(targetMethod, args, request, response);
+            return EndCall(targetMethod, args, request, response);
+        }
+        finally
+        {
+            request.ClearCall();
+            t_spare = request;
+        }
     }
 
     /// <summary>The request for a call; a proxy that arrived from another process counts its reference with its first call (no extra round trip).</summary>
-    internal ManagerRequest BeginCall(MethodInfo targetMethod, object?[]? args)
+    internal ManagerRequest BeginCall(MethodInfo targetMethod, object?[]? args, ManagerRequest? into = null)
     {
         bool counting = _reference == NoReference && Interlocked.CompareExchange(ref _reference, Counting, NoReference) == NoReference;
-        return new ManagerRequest
-        {
-            Kind = RequestKind.Call,
-            ObjectId = ObjectId,
-            Interface = targetMethod.DeclaringType,
-            MethodToken = targetMethod.MetadataToken,
-            Arguments = args,
-            AddReference = counting,
-        };
+        ManagerRequest request = into ?? new ManagerRequest();
+        request.Kind = RequestKind.Call;
+        request.ObjectId = ObjectId;
+        request.Interface = targetMethod.DeclaringType;
+        request.MethodToken = targetMethod.MetadataToken;
+        request.Arguments = args;
+        request.AddReference = counting;
+        return request;
     }
 
     /// <summary>The call never reached the server: the reference it was counting is not held.</summary>
