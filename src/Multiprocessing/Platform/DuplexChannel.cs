@@ -32,7 +32,7 @@ internal sealed unsafe class DuplexChannel : IPeerDeathListener, IDisposable
     private const long ControlSize = 4096;
     private const long Magic = 0x314C_454E_4E41_4843; // "CHANNEL1"
     private const int OffMagic = 0, OffClosed = 8;
-    private const int OffBox0 = 64, OffBox1 = 128; // each: sequence (futex word), waiter flag, length
+    private const int OffBox0 = 64, OffBox1 = 128; // each: sequence (futex word), waiter flag, length, the sender's CPU
     private static readonly TimeSpan HangUpCheck = TimeSpan.FromSeconds(1);
 
     private readonly SharedRegion _region;
@@ -120,6 +120,7 @@ internal sealed unsafe class DuplexChannel : IPeerDeathListener, IDisposable
     private void Post(int length)
     {
         *(int*)(_outBox + 8) = length;
+        *(int*)(_outBox + 12) = Thread.GetCurrentProcessorId();
         Interlocked.Increment(ref *OutSequence); // a full fence: the bytes are visible first, and the waiter flag is read after
         if (Volatile.Read(ref *OutWaiting) != 0)
         {
@@ -136,7 +137,13 @@ internal sealed unsafe class DuplexChannel : IPeerDeathListener, IDisposable
     public int Receive(Func<bool> hungUp)
     {
         int seen = _seen;
-        for (int i = 0; i < SpinPause.WaitBudget; i++)
+
+        // Spinning only pays while the partner runs on another CPU: on this one (the scheduler often puts a woken
+        // thread beside its waker) it would have to wait for the spin to end. Each end says where it last was.
+        int cpu = Thread.GetCurrentProcessorId();
+        Volatile.Write(ref *(int*)(_outBox + 12), cpu);
+        int budget = Volatile.Read(ref *(int*)(_inBox + 12)) == cpu ? 0 : SpinPause.WaitBudget;
+        for (int i = 0; i < budget; i++)
         {
             if (Volatile.Read(ref *InSequence) != seen)
             {
