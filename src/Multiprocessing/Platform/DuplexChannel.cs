@@ -42,6 +42,8 @@ internal sealed unsafe class DuplexChannel : IPeerDeathListener, IDisposable
     private readonly byte* _outData;
     private readonly byte* _inData;
     private int _seen;
+    private readonly bool _stepsAside;
+    private int _besidePartner;
     private volatile bool _peerEnded;
     private bool _disposed;
 
@@ -55,6 +57,7 @@ internal sealed unsafe class DuplexChannel : IPeerDeathListener, IDisposable
         _outData = creator ? data0 : data1;
         _inBox = creator ? box1 : box0;
         _inData = creator ? data1 : data0;
+        _stepsAside = !creator; // the server's end: its thread is the library's own
     }
 
     /// <summary>Makes a channel; its <see cref="Region"/> goes to the other end, which calls <see cref="Attach"/>.</summary>
@@ -142,7 +145,21 @@ internal sealed unsafe class DuplexChannel : IPeerDeathListener, IDisposable
         // thread beside its waker) it would have to wait for the spin to end. Each end says where it last was.
         int cpu = Thread.GetCurrentProcessorId();
         Volatile.Write(ref *(int*)(_outBox + 12), cpu);
-        int budget = Volatile.Read(ref *(int*)(_inBox + 12)) == cpu ? 0 : SpinPause.WaitBudget;
+        int budget = SpinPause.WaitBudget;
+        if (Volatile.Read(ref *(int*)(_inBox + 12)) == cpu)
+        {
+            budget = 0;
+            if (_stepsAside && ++_besidePartner >= 8)
+            {
+                _besidePartner = 0;
+                StepAside(cpu);
+            }
+        }
+        else
+        {
+            _besidePartner = 0;
+        }
+
         for (int i = 0; i < budget; i++)
         {
             if (Volatile.Read(ref *InSequence) != seen)
@@ -174,6 +191,43 @@ internal sealed unsafe class DuplexChannel : IPeerDeathListener, IDisposable
             {
                 throw new IOException("The other end of the manager channel hung up.");
             }
+        }
+    }
+
+    /// <summary>
+    /// Moves this thread off <paramref name="cpu"/>, where its partner runs too, by leaving it out of the thread's
+    /// affinity for a moment: the OS migrates the thread at once, and the old mask is put back (the thread stays put until
+    /// the scheduler moves it). Then both spin on CPUs of their own again. Only the serving end does this.
+    /// </summary>
+    private static void StepAside(int cpu)
+    {
+        if (!OperatingSystem.IsLinux() || cpu < 0 || cpu >= Linux.LibC.CpuMaskBytes * 8)
+        {
+            return;
+        }
+
+        byte* mask = stackalloc byte[Linux.LibC.CpuMaskBytes];
+        byte* without = stackalloc byte[Linux.LibC.CpuMaskBytes];
+        if (Linux.LibC.sched_getaffinity(0, Linux.LibC.CpuMaskBytes, mask) != 0)
+        {
+            return;
+        }
+
+        bool other = false;
+        for (int i = 0; i < Linux.LibC.CpuMaskBytes; i++)
+        {
+            without[i] = mask[i];
+        }
+
+        without[cpu / 8] &= (byte)~(1 << (cpu % 8));
+        for (int i = 0; i < Linux.LibC.CpuMaskBytes && !other; i++)
+        {
+            other = without[i] != 0;
+        }
+
+        if (other && Linux.LibC.sched_setaffinity(0, Linux.LibC.CpuMaskBytes, without) == 0)
+        {
+            Linux.LibC.sched_setaffinity(0, Linux.LibC.CpuMaskBytes, mask);
         }
     }
 
