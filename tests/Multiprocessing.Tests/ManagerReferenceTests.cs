@@ -15,8 +15,6 @@ public sealed class ManagerReferenceTests
         int before = manager.ServerObjectCount();
 
         MakeAndDrop(manager, 50);
-        Assert.True(manager.ServerObjectCount() >= before + 1); // nothing is dropped before the proxies are collected
-
         Collect();
         Assert.Equal(before, manager.ServerObjectCount()); // the releases went with this request
         Assert.Equal(1, kept.Increment()); // a proxy still held keeps its object
@@ -40,8 +38,7 @@ public sealed class ManagerReferenceTests
 
         rows.RemoveAt(0); // the server's proxy to the dictionary goes; once collected there (and here), the dictionary goes too
         Collect();
-        Assert.Equal(2, manager.ServerObjectCount()); // the server has not collected its proxy yet
-        Assert.Equal(1, manager.ServerObjectCount(collect: true));
+        Assert.Equal(1, manager.ServerObjectCount(collect: true)); // once the server's GC has run too
     }
 
     [MethodImpl(MethodImplOptions.NoInlining)]
