@@ -14,6 +14,9 @@ internal static class LibraryInitializer
         Serialization.Converters.AddProvider(static type => type == typeof(Spawning.StartRequest) ? new Spawning.StartRequestConverter() : null);
         Serialization.Converters.AddProvider(static type => type == typeof(Connection) ? new Connections.ConnectionConverter() : null);
         Serialization.Converters.AddProvider(Managers.ManagerProxyConverter.Provide);
+        Serialization.Converters.AddProvider(static type => type == typeof(Managers.ChannelOffer) ? new Managers.ChannelOfferConverter() : null);
+        Serialization.Converters.AddProvider(static type => type == typeof(Managers.ManagerRequest) ? Managers.ManagerRequestConverter.Instance : null);
+        Serialization.Converters.AddProvider(static type => type == typeof(Managers.ManagerResponse) ? Managers.ManagerResponseConverter.Instance : null);
         Serialization.Converters.AddProvider(Synchronization.SynchronizationConverters.Provide);
         Serialization.Converters.AddProvider(Sharing.SharedMemoryConverters.Provide);
         Serialization.Converters.AddProvider(Queues.QueueConverter<object, object>.Provide);

@@ -9,6 +9,23 @@ internal static class Bounded
 {
     public static readonly TimeSpan Long = TimeSpan.FromSeconds(60);
 
+    /// <summary>Runs a call that may block on a thread of its own and fails the test if it does not return within <see cref="Long"/>.</summary>
+    public static T Call<T>(Func<T> call)
+    {
+        Task<T> task = Task.Factory.StartNew(call, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        Assert.True(task.Wait(Long), $"the call did not return within {Long}");
+        return task.Result;
+    }
+
+    /// <summary>Runs a call that should throw <typeparamref name="TException"/> on a thread of its own; fails the test if it does not end within <see cref="Long"/>.</summary>
+    public static TException Throws<TException>(Action call)
+        where TException : Exception
+    {
+        Task task = Task.Factory.StartNew(call, CancellationToken.None, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+        Assert.True(((IAsyncResult)task).AsyncWaitHandle.WaitOne(Long), $"the call did not end within {Long}");
+        return Assert.IsType<TException>(task.Exception?.InnerException, exactMatch: false);
+    }
+
     public static void Join(mp.Process process) => Assert.True(process.Join(Long), $"{process.Name} did not end within {Long}");
 
     public static void Run(mp.Process process)

@@ -83,6 +83,12 @@ internal static class BuiltinObjects
         => interfaceType == typeof(ILock) || interfaceType == typeof(ISemaphore) || interfaceType == typeof(ICondition)
             || interfaceType == typeof(IEvent) || interfaceType == typeof(IBarrier);
 
+    /// <summary>Interfaces of objects whose calls may wait in the server (and whose owner thread may matter).</summary>
+    public static bool IsSynchronizationInterface(Type interfaceType)
+        => IsAlwaysProxied(interfaceType) || typeof(ISynchronizesItself).IsAssignableFrom(interfaceType)
+            || (interfaceType.IsGenericType && (interfaceType.GetGenericTypeDefinition() == typeof(IQueue<>) || interfaceType.GetGenericTypeDefinition() == typeof(IJoinableQueue<>)))
+            || Array.Exists(interfaceType.GetInterfaces(), i => i.IsGenericType && i.GetGenericTypeDefinition() == typeof(IQueue<>));
+
     /// <summary>Values that are returned by copy even when typed as an interface (arrays and strings are data).</summary>
     public static bool IsCopied(object value) => value is string or Array;
 }

@@ -188,7 +188,7 @@ public sealed class Manager : IDisposable
             Name = kind,
             Arguments = arguments,
         });
-        return (TInterface)ManagerProxy.Create(_address, response.ReferenceId, typeof(TInterface));
+        return (TInterface)ManagerProxy.Create(_address, response.ReferenceId, typeof(TInterface), counted: true);
     }
 
     /// <summary>Registers a shared type: <see cref="Create{TInterface}"/> then makes one in the server with <paramref name="factory"/>.</summary>
@@ -229,7 +229,7 @@ public sealed class Manager : IDisposable
     {
         RequireInterface(typeof(TInterface));
         ManagerResponse response = ManagerClient.CallChecked(_address, new ManagerRequest { Kind = RequestKind.Create, Interface = typeof(TInterface) });
-        return (TInterface)ManagerProxy.Create(_address, response.ReferenceId, typeof(TInterface));
+        return (TInterface)ManagerProxy.Create(_address, response.ReferenceId, typeof(TInterface), counted: true);
     }
 
     /// <summary>The object the server registered under <paramref name="name"/>, as a proxy.</summary>
@@ -240,7 +240,7 @@ public sealed class Manager : IDisposable
         ArgumentNullException.ThrowIfNull(name);
         RequireInterface(typeof(TInterface));
         ManagerResponse response = ManagerClient.CallChecked(_address, new ManagerRequest { Kind = RequestKind.Get, Name = name, Interface = typeof(TInterface) });
-        return (TInterface)ManagerProxy.Create(_address, response.ReferenceId, typeof(TInterface));
+        return (TInterface)ManagerProxy.Create(_address, response.ReferenceId, typeof(TInterface), counted: true);
     }
 
     /// <summary>Runs the server in this thread until <paramref name="cancellationToken"/> fires or <see cref="Shutdown"/> (Python's <c>serve_forever</c>).</summary>
@@ -287,7 +287,15 @@ public sealed class Manager : IDisposable
         }
 
         ManagerClient.Forget(_address);
+        if (_server is not null || _serverProcess is not null)
+        {
+            ReferenceReleases.Forget(_address);
+        }
     }
+
+    /// <summary>How many objects the server keeps now (tests watch reference counting with it); <paramref name="collect"/> runs the server's GC first.</summary>
+    internal int ServerObjectCount(bool collect = false)
+        => (int)ManagerClient.CallChecked(_address, new ManagerRequest { Kind = RequestKind.Stats, Name = collect ? "collect" : null }).Value!;
 
     /// <summary>Same as <see cref="Shutdown"/>.</summary>
     public void Dispose() => Shutdown();
@@ -301,7 +309,7 @@ public sealed class Manager : IDisposable
             Interface = typeof(TOperations),
             Arguments = arguments,
         });
-        return (TOperations)ManagerProxy.Create(_address, response.ReferenceId, typeof(TOperations));
+        return (TOperations)ManagerProxy.Create(_address, response.ReferenceId, typeof(TOperations), counted: true);
     }
 
     private static void RequireInterface(Type type)

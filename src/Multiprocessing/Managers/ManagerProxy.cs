@@ -16,14 +16,32 @@ public class ManagerProxy : DispatchProxy
 
     internal Type Interface { get; private set; } = null!;
 
-    /// <summary>Makes a proxy of <paramref name="interfaceType"/> for object <paramref name="id"/> of <paramref name="server"/>.</summary>
-    internal static object Create(ServerAddress server, long id, Type interfaceType)
+    private const int NoReference = 0, Counting = 1, Counted = 2;
+
+    /// <summary>Whether the server counts a reference for this proxy (then collecting it lets go of one).</summary>
+    private int _reference;
+
+    /// <summary>
+    /// Makes a proxy of <paramref name="interfaceType"/> for object <paramref name="id"/> of <paramref name="server"/>;
+    /// <paramref name="counted"/>: the server already counted a reference for it (it answered with the id).
+    /// </summary>
+    internal static object Create(ServerAddress server, long id, Type interfaceType, bool counted)
     {
         var proxy = (ManagerProxy)DispatchProxy.Create(interfaceType, typeof(ManagerProxy));
         proxy.Server = server;
         proxy.ObjectId = id;
         proxy.Interface = interfaceType;
+        proxy._reference = counted ? Counted : NoReference;
         return proxy;
+    }
+
+    /// <summary>Lets go of this proxy's reference: the server drops the object once no proxy anywhere holds one (as Python's decref).</summary>
+    ~ManagerProxy()
+    {
+        if (_reference == Counted && Server is not null)
+        {
+            ReferenceReleases.Release(Server, ObjectId);
+        }
     }
 
     /// <summary>Sends the call to the server and returns what it answered (a proxy when the answer is a shared object).</summary>
@@ -49,61 +67,146 @@ public class ManagerProxy : DispatchProxy
     }
 
     /// <summary>
-    /// A task-returning method runs on a pool thread (with its own connection) and completes when the server's call
-    /// does. Its cancellation token is honoured until the call is sent; a call the server has begun runs to its end.
+    /// A task-returning method completes when the server's call does. Calls on objects that wait in the server (locks,
+    /// queues, events…) run on a pool thread each, with its own line (which thread holds a lock matters there); other
+    /// objects' calls share this process's <see cref="AsyncCalls"/> workers. The cancellation token is honoured until
+    /// the call is sent; a call the server has begun runs to its end.
     /// </summary>
     private object InvokeAsync(MethodInfo method, object?[]? args)
     {
+        AsyncPlan plan = s_asyncPlans.GetOrAdd(method, static m => new AsyncPlan(m));
         CancellationToken token = default;
-        ParameterInfo[] parameters = method.GetParameters();
-        for (int i = 0; i < parameters.Length; i++)
+        foreach (int i in plan.TokenParameters)
         {
-            if (parameters[i].ParameterType == typeof(CancellationToken))
+            token = (CancellationToken)args![i]!;
+            args[i] = null; // tokens cannot cross; the server passes none
+        }
+
+        _sharesWorkers ??= ManagerLine.CanShareMemory(Server) && !BuiltinObjects.IsSynchronizationInterface(Interface);
+        return plan.Run(this, method, args, _sharesWorkers.Value, token);
+    }
+
+    private bool? _sharesWorkers;
+
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<MethodInfo, AsyncPlan> s_asyncPlans = new();
+
+    /// <summary>How a task-returning method is run, worked out once (reflection and generic instantiation are slow).</summary>
+    private sealed class AsyncPlan
+    {
+        public AsyncPlan(MethodInfo method)
+        {
+            ParameterInfo[] parameters = method.GetParameters();
+            TokenParameters = [.. Enumerable.Range(0, parameters.Length).Where(i => parameters[i].ParameterType == typeof(CancellationToken))];
+            Type returnType = method.ReturnType;
+            if (returnType == typeof(Task) || returnType == typeof(ValueTask))
             {
-                token = (CancellationToken)args![i]!;
-                args[i] = null; // tokens cannot cross; the server passes none
+                bool valueTask = returnType == typeof(ValueTask);
+                Run = (proxy, m, args, shared, token) =>
+                {
+                    Task task = shared ? AsyncCalls.For(proxy.Server).Run<object?>(proxy, m, args, token) : Task.Run(() => { proxy.Call(m, args); }, token);
+                    return valueTask ? new ValueTask(task) : task;
+                };
+            }
+            else
+            {
+                bool valueTask = returnType.GetGenericTypeDefinition() == typeof(ValueTask<>);
+                Run = (valueTask ? s_runValueTyped : s_runTyped)
+                    .MakeGenericMethod(returnType.GetGenericArguments()[0])
+                    .CreateDelegate<Func<ManagerProxy, MethodInfo, object?[]?, bool, CancellationToken, object>>();
             }
         }
 
-        if (method.ReturnType == typeof(Task))
-        {
-            return Task.Run(() => { Call(method, args); }, token);
-        }
+        public int[] TokenParameters { get; }
 
-        if (method.ReturnType == typeof(ValueTask))
-        {
-            return new ValueTask(Task.Run(() => { Call(method, args); }, token));
-        }
-
-        bool valueTask = method.ReturnType.GetGenericTypeDefinition() == typeof(ValueTask<>);
-        return (valueTask ? s_runValueTyped : s_runTyped).MakeGenericMethod(method.ReturnType.GetGenericArguments()[0]).Invoke(null, [this, method, args, token])!;
+        public Func<ManagerProxy, MethodInfo, object?[]?, bool, CancellationToken, object> Run { get; }
     }
 
     private static readonly MethodInfo s_runValueTyped = typeof(ManagerProxy).GetMethod(nameof(RunValueTyped), BindingFlags.NonPublic | BindingFlags.Static)!;
 
-    private static ValueTask<T> RunValueTyped<T>(ManagerProxy proxy, MethodInfo method, object?[]? args, CancellationToken token)
-        => new(RunTyped<T>(proxy, method, args, token));
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1859", Justification = "Bound to a delegate returning object.")]
+    private static object RunValueTyped<T>(ManagerProxy proxy, MethodInfo method, object?[]? args, bool shared, CancellationToken token)
+        => new ValueTask<T>(RunTypedTask<T>(proxy, method, args, shared, token));
 
     private static readonly MethodInfo s_runTyped = typeof(ManagerProxy).GetMethod(nameof(RunTyped), BindingFlags.NonPublic | BindingFlags.Static)!;
 
-    private static Task<T> RunTyped<T>(ManagerProxy proxy, MethodInfo method, object?[]? args, CancellationToken token)
-        => Task.Run(() => (T)proxy.Call(method, args)!, token);
+    [System.Diagnostics.CodeAnalysis.SuppressMessage("Performance", "CA1859", Justification = "Bound to a delegate returning object.")]
+    private static object RunTyped<T>(ManagerProxy proxy, MethodInfo method, object?[]? args, bool shared, CancellationToken token)
+        => RunTypedTask<T>(proxy, method, args, shared, token);
+
+    private static Task<T> RunTypedTask<T>(ManagerProxy proxy, MethodInfo method, object?[]? args, bool shared, CancellationToken token)
+        => shared ? AsyncCalls.For(proxy.Server).Run<T>(proxy, method, args, token) : Task.Run(() => (T)proxy.Call(method, args)!, token);
 
     private sealed class ProxyScope(ManagerProxy proxy, Type declaring) : IScopeRelease
     {
         public void ReleaseScope() => proxy.Call(declaring.GetMethod("Release", Type.EmptyTypes) ?? declaring.GetMethod("Release")!, declaring.GetMethod("Release", Type.EmptyTypes) is null ? [1] : []);
     }
 
+    /// <summary>A thread's request object between its calls (a blocking call is done with it when it returns).</summary>
+    [ThreadStatic]
+    private static ManagerRequest? t_spare;
+
     private object? Call(MethodInfo targetMethod, object?[]? args)
     {
-        ManagerResponse response = ManagerClient.CallChecked(Server, new ManagerRequest
+        ManagerRequest request = t_spare ?? new ManagerRequest();
+        t_spare = null; // a call made meanwhile on this thread (none is expected) gets a request of its own
+        try
         {
-            Kind = RequestKind.Call,
-            ObjectId = ObjectId,
-            Interface = targetMethod.DeclaringType,
-            MethodToken = targetMethod.MetadataToken,
-            Arguments = args,
-        });
+            BeginCall(targetMethod, args, request);
+            ManagerResponse response;
+            try
+            {
+                response = ManagerClient.Call(Server, request, targetMethod);
+            }
+            catch
+            {
+                AbortCall(request);
+                throw;
+            }
+
+            return EndCall(targetMethod, args, request, response);
+        }
+        finally
+        {
+            request.ClearCall();
+            t_spare = request;
+        }
+    }
+
+    /// <summary>The request for a call; a proxy that arrived from another process counts its reference with its first call (no extra round trip).</summary>
+    internal ManagerRequest BeginCall(MethodInfo targetMethod, object?[]? args, ManagerRequest? into = null)
+    {
+        bool counting = _reference == NoReference && Interlocked.CompareExchange(ref _reference, Counting, NoReference) == NoReference;
+        ManagerRequest request = into ?? new ManagerRequest();
+        request.Kind = RequestKind.Call;
+        request.ObjectId = ObjectId;
+        request.Interface = targetMethod.DeclaringType;
+        request.MethodToken = targetMethod.MetadataToken;
+        request.Arguments = args;
+        request.AddReference = counting;
+        return request;
+    }
+
+    /// <summary>The call never reached the server: the reference it was counting is not held.</summary>
+    internal void AbortCall(ManagerRequest request)
+    {
+        if (request.AddReference)
+        {
+            _reference = NoReference;
+        }
+    }
+
+    /// <summary>The call's result from the server's answer (a proxy when the answer is a shared object); throws the server's exception.</summary>
+    internal object? EndCall(MethodInfo targetMethod, object?[]? args, ManagerRequest request, ManagerResponse response)
+    {
+        if (request.AddReference)
+        {
+            _reference = response.ReferenceAdded ? Counted : NoReference;
+        }
+
+        if (response.Error is { } error)
+        {
+            throw error;
+        }
 
         if (response.OutArguments is { } outs && args is not null)
         {
@@ -116,7 +219,7 @@ public class ManagerProxy : DispatchProxy
             }
         }
 
-        return response.ReferenceId != 0 ? Create(Server, response.ReferenceId, response.ReferenceInterface!) : response.Value;
+        return response.ReferenceId != 0 ? Create(Server, response.ReferenceId, response.ReferenceInterface!, counted: true) : response.Value;
     }
 
     /// <summary>Names the interface and the server, not the remote object's contents.</summary>
@@ -138,7 +241,9 @@ internal sealed class ManagerProxyConverter : ObjectConverter<ManagerProxy>
             throw new System.Runtime.Serialization.SerializationException($"A manager proxy must be for an interface, not {interfaceType}.");
         }
 
-        return (ManagerProxy)ManagerProxy.Create(server, id, interfaceType);
+        // A proxy to a server in this very process (one stored in a shared list, say) is counted at once: it may be
+        // the only thing keeping its object. Elsewhere the first call counts it.
+        return (ManagerProxy)ManagerProxy.Create(server, id, interfaceType, counted: ManagerServer.TryAddLocalReference(server, id));
     }
 
     public static void WriteReference(ObjectWriter writer, ServerAddress server, long id, Type interfaceType)
@@ -163,4 +268,42 @@ internal sealed class ManagerProxyConverter : ObjectConverter<ManagerProxy>
 
     /// <summary>Provides this converter for every generated proxy type, and for the wire type itself.</summary>
     public static ObjectConverter? Provide(Type type) => typeof(ManagerProxy).IsAssignableFrom(type) ? new ManagerProxyConverter() : null;
+}
+
+/// <summary>
+/// References let go by collected proxies, waiting to reach their servers: each goes with the next request this process
+/// sends to that server (no thread, no extra round trip); one to a server in this process is dropped at once.
+/// </summary>
+internal static class ReferenceReleases
+{
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, System.Collections.Concurrent.ConcurrentQueue<long>> s_pending = new(StringComparer.Ordinal);
+
+    /// <summary>Queues one reference to <paramref name="id"/> for release (from a finalizer: never blocks).</summary>
+    public static void Release(ServerAddress server, long id)
+    {
+        if (!ManagerServer.TryReleaseLocal(server, id))
+        {
+            s_pending.GetOrAdd(server.Key, static _ => new()).Enqueue(id);
+        }
+    }
+
+    /// <summary>The releases waiting for <paramref name="server"/>, taken; null when none (the usual case, without allocating).</summary>
+    public static long[]? Take(ServerAddress server)
+    {
+        if (!s_pending.TryGetValue(server.Key, out System.Collections.Concurrent.ConcurrentQueue<long>? queue) || queue.IsEmpty)
+        {
+            return null;
+        }
+
+        var ids = new List<long>();
+        while (queue.TryDequeue(out long id))
+        {
+            ids.Add(id);
+        }
+
+        return ids.Count == 0 ? null : [.. ids];
+    }
+
+    /// <summary>Forgets what waits for a server that stopped.</summary>
+    public static void Forget(ServerAddress server) => s_pending.TryRemove(server.Key, out _);
 }

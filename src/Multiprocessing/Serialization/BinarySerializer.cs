@@ -127,6 +127,46 @@ public sealed class BinarySerializer : ISerializer
         }
     }
 
+    /// <summary>Writes <paramref name="value"/> with <paramref name="converter"/> alone: no format marker, no root type (both ends know what comes).</summary>
+    internal static void WriteBare<T>(ObjectWriter writer, T value, ObjectConverter<T> converter)
+    {
+        try
+        {
+            converter.Write(writer, value);
+        }
+        catch (CrossingException ex)
+        {
+            throw ex.ToPublic(null);
+        }
+    }
+
+    /// <summary>Reads what <see cref="WriteBare"/> wrote.</summary>
+    internal static T ReadBare<T>(ReadOnlySpan<byte> data, ObjectConverter<T> converter)
+    {
+        ReaderState state = t_reader ?? new ReaderState();
+        t_reader = null;
+        try
+        {
+            var reader = new ObjectReader(data, state);
+            T value = converter.Read(ref reader);
+            if (reader.Remaining != 0)
+            {
+                throw ObjectReader.Corrupt($"{reader.Remaining} unread bytes after the value");
+            }
+
+            return value;
+        }
+        catch (Exception ex) when (ex is not SerializationException and not OutOfMemoryException)
+        {
+            throw new SerializationException($"The serialized data could not be read: {ex.Message}", ex);
+        }
+        finally
+        {
+            state.Reset();
+            t_reader = state;
+        }
+    }
+
     internal static T ReadMessage<T>(ReadOnlySpan<byte> data, ReaderState state)
     {
         if (data.IsEmpty || data[0] != Wire.FormatVersion)
