@@ -835,6 +835,9 @@ public sealed class ConnectionTests
             Assert.Equal([readers[3], readers[1]], mp.Connection.Wait([readers[3], readers[0], readers[1]], Soon));
 
             pipes[2].First.Close(); // end of stream is ready too
+            // Wait for it alone first: a child another test is starting can hold a copy of the socket for a moment
+            // (between its fork and its exec), which delays the end of stream; Wait on all returns as soon as any is ready.
+            Assert.Equal([readers[2]], mp.Connection.Wait([readers[2]], Soon));
             Assert.Equal([readers[1], readers[2], readers[3]], mp.Connection.Wait(readers, Soon));
 
             Assert.Equal("one", readers[1].Recv<string>());
