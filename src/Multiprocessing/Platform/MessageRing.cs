@@ -11,9 +11,9 @@ namespace Multiprocessing.Platform;
 /// <para>
 /// The messages live in a byte ring addressed by 64-bit positions that only grow; a position's byte is at
 /// <c>position mod RingSize</c>. The ring is 16 GiB of <em>sparse</em> memory: the OS allocates a page only when it is
-/// first written. While consumers keep up, producers wrap back to the ring's start as soon as its first
-/// <see cref="HotSize"/> bytes are free again, so the same few (cache-warm) pages are reused; when consumers fall
-/// behind, messages go on into the cold part, and its pages are given back to the OS (a punched hole) once consumed.
+/// first written. When a producer has used the first <see cref="HotSize"/> bytes of a lap and finds the queue empty,
+/// it wraps back to the ring's start, so the same few (cache-warm) pages are reused; otherwise messages go on into the
+/// cold part, and its pages are given back to the OS (a punched hole) once consumed.
 /// So an unbounded queue grows with its backlog (memory permitting) without any new OS object, and a message of any
 /// size up to 2 GiB is one contiguous copy.
 /// </para>
