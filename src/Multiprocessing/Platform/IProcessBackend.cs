@@ -36,6 +36,20 @@ internal interface IProcessBackend
     [System.Diagnostics.CodeAnalysis.DoesNotReturn]
     void ExitImmediately(int exitCode);
 
+    /// <summary>Waits up to <paramref name="timeout"/> until the helpers that ended children left behind (see <see cref="ExitAfterTarget"/>) have been reaped.</summary>
+    void AwaitTeardownHelpers(TimeSpan timeout);
+
+    /// <summary>Does ahead of time what <see cref="ExitAfterTarget"/> needs worked out, so that the exit itself is quick (best effort; never throws).</summary>
+    void PrepareExit();
+
+    /// <summary>
+    /// As <see cref="ExitImmediately"/>, for a child whose target has finished: where the OS allows, the work of freeing
+    /// the process's memory is handed to a helper the parent reaps later, so the parent sees this process end sooner.
+    /// <paramref name="control"/> is the channel to the parent (used, then closed).
+    /// </summary>
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    void ExitAfterTarget(int exitCode, IControlChannel control);
+
     /// <summary>Lets SIGTERM end this process the way it ends a native one, so the parent sees −15.</summary>
     void RestoreDefaultTerminationSignal();
 

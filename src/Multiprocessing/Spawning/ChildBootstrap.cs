@@ -42,6 +42,7 @@ internal static class ChildBootstrap
         // if it is still being read, the main thread decides once it is.
         var watchdog = new Thread(() =>
         {
+            backend.PrepareExit(); // while the main thread reads the request: off the path the parent waits on
             control.WaitForHangUp();
             if (Interlocked.CompareExchange(ref s_parentPolicy, ParentGoneWhileReading, Reading) == EndsWithParent)
             {
@@ -86,8 +87,8 @@ internal static class ChildBootstrap
         }
 
         ListeningSockets.RemoveCreatedFiles(); // the socket files of listeners the target never disposed
-        Barrier.DetachAllAtExit(); // a normal end must not look like a dead party to the barriers' other users
-        backend.ExitImmediately(exitCode);
+        Barrier.DetachAllAtExit();
+        backend.ExitAfterTarget(exitCode, control);
     }
 
     /// <summary>Parses the descriptor number by hand: any culture-aware parsing loads ICU, which costs a cold child milliseconds.</summary>
@@ -219,5 +220,10 @@ internal static class Warmup
         }
 
         _ = ChildProtocol.Frame(ChildProtocol.Error, RemoteException.FromException(new InvalidOperationException("warmup")));
+
+        // The way out, with nothing to do yet: each first call costs tens of microseconds the parent would wait for.
+        _ = ChildRegistry.EverStarted;
+        ListeningSockets.RemoveCreatedFiles();
+        Barrier.DetachAllAtExit();
     }
 }

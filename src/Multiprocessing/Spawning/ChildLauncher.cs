@@ -86,7 +86,20 @@ internal static class ChildLauncher
         }
     }
 
-    /// <summary>Refills the spare in the background, primed with the types the last start request held (the next one is likely alike).</summary>
+    /// <summary>
+    /// How long a refill waits for the child just started to end before starting anyway: a new runtime's start takes
+    /// a core for tens of milliseconds, which on a small machine would be taken from the child that was just started.
+    /// </summary>
+    private static readonly TimeSpan RefillDelay = TimeSpan.FromMilliseconds(50);
+
+    private static Timer? s_refillTimer;
+    private static Type[] s_refillTypes = [];
+    private static bool s_refillPending;
+
+    /// <summary>
+    /// Refills the spare in the background, primed with the types the last start request held (the next one is likely
+    /// alike): once the child just started has ended (<see cref="OnChildEnded"/>), or after <see cref="RefillDelay"/>.
+    /// </summary>
     public static void AfterStart(Type[] types)
     {
         if (!KeepSpare)
@@ -102,9 +115,49 @@ internal static class ChildLauncher
             }
 
             s_spareLaunching = true;
+            s_refillPending = true;
+            s_refillTypes = types;
+            s_refillTimer ??= new Timer(static _ => StartPendingRefill(), null, Timeout.Infinite, Timeout.Infinite);
+            _ = s_refillTimer.Change(RefillDelay, Timeout.InfiniteTimeSpan);
+        }
+    }
+
+    /// <summary>A child of this process has ended: a pending refill of the spare need not wait any longer.</summary>
+    public static void OnChildEnded()
+    {
+        bool pending;
+        lock (s_spareGate)
+        {
+            pending = s_refillPending;
         }
 
-        ThreadPool.UnsafeQueueUserWorkItem(_ => LaunchSpare(types), null);
+        if (pending)
+        {
+            ThreadPool.UnsafeQueueUserWorkItem(static _ => StartPendingRefill(), null);
+        }
+    }
+
+    private static void StartPendingRefill()
+    {
+        Type[] types;
+        lock (s_spareGate)
+        {
+            if (!s_refillPending)
+            {
+                return;
+            }
+
+            s_refillPending = false;
+            types = s_refillTypes;
+            s_refillTypes = [];
+            if (!KeepSpare || s_discarded)
+            {
+                s_spareLaunching = false;
+                return;
+            }
+        }
+
+        LaunchSpare(types);
     }
 
     private static void LaunchSpare(Type[] preload)

@@ -14,6 +14,8 @@ internal static class ChildProtocol
     public const byte Start = 2;
     public const byte Error = 3;
 
+    // Kind 4 is the child's very last frame, written by the platform layer: see Platform.Linux.TeardownHelper.
+
     private const int MaximumFrame = 1 << 30;
 
     /// <summary>Serializes <paramref name="body"/> into one frame; <paramref name="privileged"/> may cross although it is a Process.</summary>

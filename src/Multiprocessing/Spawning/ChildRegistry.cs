@@ -71,5 +71,9 @@ internal static class ChildRegistry
         {
             child.Join();
         }
+
+        // Children that ended just now may have left a helper freeing their memory, which only this process can reap:
+        // give it the few milliseconds it needs rather than leave it to whoever adopts orphans.
+        Platform.ProcessBackend.Current.AwaitTeardownHelpers(TimeSpan.FromMilliseconds(100));
     }
 }

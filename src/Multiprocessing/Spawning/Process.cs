@@ -245,6 +245,7 @@ public class Process : IDisposable
             // Whatever failed above, a joiner must not wait forever.
             _exitCode ??= child.ExitCode;
             _exited.TrySetResult();
+            ChildLauncher.OnChildEnded();
         }
     }
 

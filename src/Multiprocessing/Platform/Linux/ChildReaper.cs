@@ -17,6 +17,13 @@ internal sealed unsafe class ChildReaper
     private readonly int _wakeup;
     private readonly System.Threading.Lock _gate = new();
     private readonly Dictionary<int, Entry> _entries = [];
+    private readonly Dictionary<int, int> _teardownHelpers = []; // key → pidfd of a helper that frees an ended child's memory
+    private readonly object _helperCountGate = new();
+    private int _helperCount;
+    private long _helpersReaped;
+
+    /// <summary>How many teardown helpers this watcher has reaped (for tests: shows the fast exit is in use).</summary>
+    public long TeardownHelpersReaped => Interlocked.Read(ref _helpersReaped);
     private readonly System.Collections.Generic.Queue<(int Key, Entry Entry)> _pending = new();
     private int _nextKey;
 
@@ -96,6 +103,11 @@ internal sealed unsafe class ChildReaper
         int key = (int)(data & ~1UL);
         if (!_entries.TryGetValue(key, out Entry? entry))
         {
+            if (_teardownHelpers.TryGetValue(key, out int helper))
+            {
+                TryReapHelper(key, helper);
+            }
+
             return;
         }
 
@@ -151,6 +163,74 @@ internal sealed unsafe class ChildReaper
         }
     }
 
+    /// <summary>Reaps, when it ends, the helper that the ended <paramref name="child"/> said frees its memory (see <see cref="TeardownHelper"/>).</summary>
+    private void WatchTeardownHelper(LaunchedChild child)
+    {
+        if (!child.Received.TryGetBuffer(out ArraySegment<byte> received) || TeardownHelper.FindReportedPid(received) is not int pid)
+        {
+            return;
+        }
+
+        // The helper is this process's child, so its pid cannot have been reused before it is reaped here.
+        int pidfd = LibC.pidfd_open(pid);
+        if (pidfd < 0)
+        {
+            return;
+        }
+
+        int key;
+        lock (_gate)
+        {
+            key = (++_nextKey) * 2;
+        }
+
+        _teardownHelpers[key] = pidfd;
+        AddFd(pidfd, (ulong)key);
+        lock (_helperCountGate)
+        {
+            _helperCount++;
+        }
+    }
+
+    /// <summary>Waits up to <paramref name="timeout"/> until every teardown helper this watcher knows of has been reaped.</summary>
+    public void AwaitTeardownHelpers(TimeSpan timeout)
+    {
+        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        lock (_helperCountGate)
+        {
+            while (_helperCount > 0)
+            {
+                long left = deadline - Environment.TickCount64;
+                if (left <= 0 || !Monitor.Wait(_helperCountGate, (int)left))
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    private void TryReapHelper(int key, int pidfd)
+    {
+        byte* siginfo = stackalloc byte[128];
+        new Span<byte>(siginfo, 128).Clear();
+        int result = LibC.waitid(LibC.P_PIDFD, pidfd, siginfo, LibC.WEXITED | LibC.WNOHANG);
+        if (result == 0 && *(int*)(siginfo + 16) == 0)
+        {
+            return; // still running
+        }
+
+        // Reaped now, or by someone else (ECHILD): either way it is done.
+        _ = LibC.epoll_ctl(_epoll, LibC.EPOLL_CTL_DEL, pidfd, null);
+        _ = LibC.close(pidfd);
+        _teardownHelpers.Remove(key);
+        Interlocked.Increment(ref _helpersReaped);
+        lock (_helperCountGate)
+        {
+            _helperCount--;
+            Monitor.PulseAll(_helperCountGate);
+        }
+    }
+
     private void TryReap(int key, Entry entry)
     {
         byte* siginfo = stackalloc byte[128];
@@ -191,6 +271,7 @@ internal sealed unsafe class ChildReaper
         }
 
         _entries.Remove(key);
+        WatchTeardownHelper(entry.Child);
         entry.Control.Dispose();
         entry.Child.Sentinel.DangerousRelease();
         Notify(entry.Child, exitCode);

@@ -54,6 +54,7 @@ internal static unsafe partial class LibC
 
     private const long SYS_pidfd_send_signal = 424;
     private const long SYS_pidfd_open = 434;
+    private const long SYS_rt_sigprocmask = 14;
 
     [StructLayout(LayoutKind.Sequential, Pack = 1)]
     public struct EpollEvent
@@ -166,6 +167,13 @@ internal static unsafe partial class LibC
 
     [LibraryImport(Lib, SetLastError = true)]
     private static partial long syscall(long number, long a1, long a2, long a3, long a4);
+
+    /// <summary>rt_sigprocmask for the calling thread (the raw call, whose set is the kernel's 8-byte mask).</summary>
+    public static int BlockAllSignals()
+    {
+        ulong all = ulong.MaxValue;
+        return (int)syscall(SYS_rt_sigprocmask, 0 /* SIG_BLOCK */, (long)&all, 0, 8);
+    }
 
     public static int pidfd_open(int pid) => (int)syscall(SYS_pidfd_open, pid, 0, 0, 0);
 

@@ -229,6 +229,44 @@ internal sealed unsafe class LinuxProcessBackend : IProcessBackend
         throw new InvalidOperationException("_exit returned");
     }
 
+    /// <summary>How many helpers of ended children have been reaped (for tests).</summary>
+    internal long TeardownHelpersReaped => _reaper.IsValueCreated ? _reaper.Value.TeardownHelpersReaped : 0;
+
+    public void AwaitTeardownHelpers(TimeSpan timeout)
+    {
+        if (_reaper.IsValueCreated)
+        {
+            _reaper.Value.AwaitTeardownHelpers(timeout);
+        }
+    }
+
+    public void PrepareExit()
+    {
+        try
+        {
+            RuntimeLeftovers.PrepareOwn();
+            TeardownHelper.Prepare();
+        }
+        catch (Exception ex)
+        {
+            // Only a head start (the exit works these out itself), on a thread that must not die of it.
+            System.Diagnostics.Debug.WriteLine("Multiprocessing: preparing the exit failed: " + ex);
+        }
+    }
+
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    public void ExitAfterTarget(int exitCode, IControlChannel control)
+    {
+        RuntimeLeftovers.Remove(Environment.ProcessId); // _exit skips the runtime's own clean-up
+        if (control is SocketChannel socket)
+        {
+            _ = TeardownHelper.TryStart(socket.Handle.Fd);
+        }
+
+        LibC._exit(exitCode);
+        throw new InvalidOperationException("_exit returned");
+    }
+
     public void RestoreDefaultTerminationSignal() => _ = LibC.signal(LibC.SIGTERM, 0);
 
     public void RemoveEnvironmentVariable(string name)
