@@ -38,6 +38,24 @@ public sealed class SpareChildTests : IDisposable
     }
 
     [Fact]
+    public void The_spare_prepares_the_methods_of_the_last_start_before_its_own_request()
+    {
+        EnsureSpare(); // the spare was hinted with the throwaway start's lambda (one method)
+        int spare = ChildLauncher.SparePid!.Value;
+        (mp.Connection reports, mp.Connection childEnd) = mp.Pipe.Create();
+        using (reports)
+        {
+            var p = new mp.Process(() => childEnd.Send(ChildBootstrap.PreparedMethods));
+            p.Start();
+            childEnd.Close();
+            Assert.True(reports.Poll(Bounded.Long), "the child reported nothing");
+            Assert.Equal(1, reports.Recv<int>());
+            Bounded.Join(p);
+            Assert.Equal(spare, p.Pid);
+        }
+    }
+
+    [Fact]
     public void Environment_changed_after_the_spare_started_reaches_the_child()
     {
         EnsureSpare();

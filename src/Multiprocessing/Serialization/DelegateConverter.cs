@@ -43,6 +43,7 @@ internal sealed class DelegateConverter<T> : ObjectConverter<T>
             }
 
             writer.WriteString(method.Name);
+            writer.NoteMethod(typeof(T), method);
             HashSet<(Module, int)>? outerUses = writer.ClosureUses;
             try
             {

@@ -158,7 +158,7 @@ internal static class TrackedBlocks
             _ = tracker.JoinAsync().ContinueWith(_ => ReplaceEndedTracker(creatorEnd), CancellationToken.None, TaskContinuationOptions.None, TaskScheduler.Default);
             if (tookSpare)
             {
-                ChildLauncher.AfterStart([]); // the user's next Process.Start should still find a spare
+                ChildLauncher.AfterStart(PreloadHint.Empty); // the user's next Process.Start should still find a spare
             }
         }
         catch

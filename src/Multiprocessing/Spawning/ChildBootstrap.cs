@@ -17,6 +17,9 @@ internal static class ChildBootstrap
 
     public static bool MainCalledRunIfChild { get; private set; }
 
+    /// <summary>How many methods of a preload hint this (spare) child looked up, compiled and bound before its start request (for tests).</summary>
+    internal static int PreparedMethods { get; private set; }
+
     public static void RunIfChild(bool calledFromMain)
     {
         if (calledFromMain)
@@ -143,7 +146,7 @@ internal static class ChildBootstrap
                 try
                 {
                     frame.Handles.ForEach(control.CloseReceived);
-                    Preload(BinarySerializer.Default.Deserialize<Type[]>(frame.Body));
+                    Preload(BinarySerializer.Default.Deserialize<PreloadHint>(frame.Body));
                 }
                 catch (Exception ex)
                 {
@@ -157,11 +160,16 @@ internal static class ChildBootstrap
     }
 
     /// <summary>Builds converters for the types the next request will likely hold (reading the hint already loaded their assemblies) and runs the start path once, so a spare starts its target warm.</summary>
-    private static void Preload(Type[] types)
+    private static void Preload(PreloadHint hint)
     {
-        foreach (Type type in types)
+        foreach (Type type in hint.Types)
         {
             _ = Converters.For(type);
+        }
+
+        for (int i = 0; i < hint.Tokens.Length; i++)
+        {
+            PrepareMethod(hint.DelegateTypes[i], hint.DeclaringTypes[i], hint.Modules[i], hint.Tokens[i], hint.Names[i]);
         }
 
         try
@@ -172,6 +180,38 @@ internal static class ChildBootstrap
         {
             // A failed warm-up only costs speed; the spare must stay usable.
             System.Diagnostics.Debug.WriteLine("Multiprocessing warm-up failed: " + ex);
+        }
+    }
+
+    /// <summary>Looks up, compiles and binds a delegate's method the way the start request will (each step only warms a cache).</summary>
+    private static void PrepareMethod(Type delegateType, Type declaring, Guid module, int token, string name)
+    {
+        try
+        {
+            System.Reflection.MethodInfo method = MethodResolver.Resolve(declaring, module, token, [], name);
+            if (!declaring.ContainsGenericParameters)
+            {
+                System.Runtime.CompilerServices.RuntimeHelpers.PrepareMethod(method.MethodHandle, declaring.IsConstructedGenericType ? [.. Array.ConvertAll(declaring.GetGenericArguments(), t => t.TypeHandle)] : null);
+            }
+
+            object? target = null;
+            if (!method.IsStatic)
+            {
+                if (!ClosureAnalysis.IsClosure(declaring))
+                {
+                    return; // a user's type: do not make an unconstructed one (its finalizer would run on it)
+                }
+
+                target = System.Runtime.CompilerServices.RuntimeHelpers.GetUninitializedObject(declaring);
+            }
+
+            _ = Delegate.CreateDelegate(delegateType, target, method);
+            PreparedMethods++;
+        }
+        catch (Exception ex)
+        {
+            // Only a hint: the start request resolves the method for real and reports any failure.
+            System.Diagnostics.Debug.WriteLine("Multiprocessing preload of a method failed: " + ex.Message);
         }
     }
 

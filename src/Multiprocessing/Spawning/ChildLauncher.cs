@@ -93,14 +93,14 @@ internal static class ChildLauncher
     private static readonly TimeSpan RefillDelay = TimeSpan.FromMilliseconds(50);
 
     private static Timer? s_refillTimer;
-    private static Type[] s_refillTypes = [];
+    private static PreloadHint s_refillHint = PreloadHint.Empty;
     private static bool s_refillPending;
 
     /// <summary>
     /// Refills the spare in the background, primed with the types the last start request held (the next one is likely
     /// alike): once the child just started has ended (<see cref="OnChildEnded"/>), or after <see cref="RefillDelay"/>.
     /// </summary>
-    public static void AfterStart(Type[] types)
+    public static void AfterStart(PreloadHint hint)
     {
         if (!KeepSpare)
         {
@@ -116,7 +116,7 @@ internal static class ChildLauncher
 
             s_spareLaunching = true;
             s_refillPending = true;
-            s_refillTypes = types;
+            s_refillHint = hint;
             s_refillTimer ??= new Timer(static _ => StartPendingRefill(), null, Timeout.Infinite, Timeout.Infinite);
             _ = s_refillTimer.Change(RefillDelay, Timeout.InfiniteTimeSpan);
         }
@@ -139,7 +139,7 @@ internal static class ChildLauncher
 
     private static void StartPendingRefill()
     {
-        Type[] types;
+        PreloadHint hint;
         lock (s_spareGate)
         {
             if (!s_refillPending)
@@ -148,8 +148,8 @@ internal static class ChildLauncher
             }
 
             s_refillPending = false;
-            types = s_refillTypes;
-            s_refillTypes = [];
+            hint = s_refillHint;
+            s_refillHint = PreloadHint.Empty;
             if (!KeepSpare || s_discarded)
             {
                 s_spareLaunching = false;
@@ -157,10 +157,10 @@ internal static class ChildLauncher
             }
         }
 
-        LaunchSpare(types);
+        LaunchSpare(hint);
     }
 
-    private static void LaunchSpare(Type[] preload)
+    private static void LaunchSpare(PreloadHint preload)
     {
         try
         {

@@ -19,11 +19,11 @@ internal static class ChildProtocol
     private const int MaximumFrame = 1 << 30;
 
     /// <summary>Serializes <paramref name="body"/> into one frame; <paramref name="privileged"/> may cross although it is a Process.</summary>
-    public static byte[] Frame<T>(byte kind, T body, object? privileged = null, string? root = null) => Frame(kind, body, out _, out _, privileged, root);
+    public static byte[] Frame<T>(byte kind, T body, object? privileged = null, string? root = null) => Frame(kind, body, out PreloadHint _, out _, privileged, root);
 
-    /// <summary>As <see cref="Frame{T}(byte, T, object?, string?)"/>, also returning the types the body holds (what a reader will have to resolve).</summary>
+    /// <summary>As <see cref="Frame{T}(byte, T, object?, string?)"/>, also returning the types and methods the body holds (what a reader will have to resolve).</summary>
     /// <remarks>A start frame may carry OS handles (connections the target captured): they are returned in <paramref name="handles"/>, to be sent with the frame.</remarks>
-    public static byte[] Frame<T>(byte kind, T body, out Type[] types, out List<System.Runtime.InteropServices.SafeHandle>? handles, object? privileged = null, string? root = null)
+    public static byte[] Frame<T>(byte kind, T body, out PreloadHint hint, out List<System.Runtime.InteropServices.SafeHandle>? handles, object? privileged = null, string? root = null)
     {
         ObjectWriter writer = BinarySerializer.Rent();
         try
@@ -35,7 +35,7 @@ internal static class ChildProtocol
             BinarySerializer.WriteMessage(writer, body, root);
             byte[] frame = writer.WrittenSpan.ToArray();
             BinaryPrimitives.WriteInt32LittleEndian(frame, frame.Length - 4);
-            types = writer.WrittenTypes;
+            hint = PreloadHint.From(writer);
             handles = writer.Handles;
             return frame;
         }
@@ -87,6 +87,42 @@ internal static class ChildProtocol
             yield return (data[offset + 4], data.AsSpan(offset + 5, length - 1).ToArray());
             offset += 4 + length;
         }
+    }
+}
+
+/// <summary>
+/// What the last start request held, sent to a spare child ahead of its own request (which is likely alike): the
+/// types to build converters for, and the delegates' methods to look up and compile.
+/// </summary>
+internal sealed class PreloadHint
+{
+    public static PreloadHint Empty { get; } = new();
+
+    public Type[] Types { get; init; } = [];
+
+    public Type[] DelegateTypes { get; init; } = [];
+
+    public Type[] DeclaringTypes { get; init; } = [];
+
+    public Guid[] Modules { get; init; } = [];
+
+    public int[] Tokens { get; init; } = [];
+
+    public string[] Names { get; init; } = [];
+
+    /// <summary>The hint for what <paramref name="writer"/> has written (non-generic methods only: they are the common case).</summary>
+    public static PreloadHint From(ObjectWriter writer)
+    {
+        var methods = (writer.WrittenMethods ?? []).FindAll(m => !m.Method.IsGenericMethod && m.Method.DeclaringType is not null);
+        return new PreloadHint
+        {
+            Types = writer.WrittenTypes,
+            DelegateTypes = methods.ConvertAll(m => m.Delegate).ToArray(),
+            DeclaringTypes = methods.ConvertAll(m => m.Method.DeclaringType!).ToArray(),
+            Modules = methods.ConvertAll(m => m.Method.Module.ModuleVersionId).ToArray(),
+            Tokens = methods.ConvertAll(m => m.Method.MetadataToken).ToArray(),
+            Names = methods.ConvertAll(m => m.Method.Name).ToArray(),
+        };
     }
 }
 

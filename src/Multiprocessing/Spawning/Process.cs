@@ -203,7 +203,7 @@ public class Process : IDisposable
                 SerializerType = Serialization.Serializer.Current is Serialization.BinarySerializer ? null : Serialization.Serializer.Current.GetType().AssemblyQualifiedName,
                 Process = this,
             };
-            byte[] frame = ChildProtocol.Frame(ChildProtocol.Start, request, out Type[] types, out var handles, privileged: this, root: $"process '{_name}'");
+            byte[] frame = ChildProtocol.Frame(ChildProtocol.Start, request, out PreloadHint hint, out var handles, privileged: this, root: $"process '{_name}'");
             LaunchedChild child = ChildLauncher.Launch(frame, handles, OnExited);
             lock (_gate)
             {
@@ -216,7 +216,7 @@ public class Process : IDisposable
             if (!OutlivesParent)
             {
                 ChildRegistry.Add(this);
-                ChildLauncher.AfterStart(types);
+                ChildLauncher.AfterStart(hint);
             }
         }
         finally

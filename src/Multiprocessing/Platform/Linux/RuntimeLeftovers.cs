@@ -103,7 +103,7 @@ internal static unsafe partial class RuntimeLeftovers
     }
 
     /// <summary>Writes <paramref name="value"/> (not negative) in decimal; by hand, as culture-aware formatting can load ICU.</summary>
-    private static int FormatDecimal(int value, Span<byte> destination)
+    public static int FormatDecimal(int value, Span<byte> destination)
     {
         Span<byte> digits = stackalloc byte[10];
         int count = 0;

@@ -46,6 +46,9 @@ internal static unsafe partial class TeardownHelper
     [LibraryImport("libc.so.6", SetLastError = true)]
     private static partial int close_range(uint first, uint last, uint flags);
 
+    [LibraryImport("libc.so.6")]
+    private static partial nint readlink(byte* path, byte* buffer, nint size);
+
     [LibraryImport("libc.so.6", SetLastError = true)]
     private static partial int clone(nint function, void* stack, int flags, nint argument);
 
@@ -85,22 +88,23 @@ internal static unsafe partial class TeardownHelper
     /// </summary>
     private static int FindExecutableMemoryFd()
     {
-        try
+        // By hand (readlink on each descriptor) rather than through DirectoryInfo: a cold child runs this beside its
+        // main thread, and the managed file system types would cost it a millisecond of type loading.
+        byte* path = stackalloc byte[32];
+        byte* target = stackalloc byte[256];
+        ReadOnlySpan<byte> wanted = "/memfd:doublemapper"u8;
+        for (int fd = 0; fd < 1024; fd++)
         {
-            foreach (FileSystemInfo entry in new DirectoryInfo("/proc/self/fd").EnumerateFileSystemInfos())
+            var pathSpan = new Span<byte>(path, 32);
+            "/proc/self/fd/"u8.CopyTo(pathSpan);
+            int length = "/proc/self/fd/"u8.Length;
+            length += RuntimeLeftovers.FormatDecimal(fd, pathSpan[length..]);
+            path[length] = 0;
+            nint n = readlink(path, target, 255);
+            if (n >= wanted.Length && new ReadOnlySpan<byte>(target, (int)n).StartsWith(wanted))
             {
-                if (entry.LinkTarget is { } target && target.StartsWith("/memfd:doublemapper", StringComparison.Ordinal)
-                    && int.TryParse(entry.Name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int fd))
-                {
-                    return fd;
-                }
+                return fd;
             }
-        }
-        catch (IOException)
-        {
-        }
-        catch (UnauthorizedAccessException)
-        {
         }
 
         return Environment.GetEnvironmentVariable("DOTNET_EnableWriteXorExecute") == "0" ? -1 : -2;
