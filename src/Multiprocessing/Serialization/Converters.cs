@@ -98,7 +98,10 @@ internal static class Converters
 
         if (typeof(Delegate).IsAssignableFrom(type))
         {
-            return Make(typeof(DelegateConverter<>), type);
+            // The targets of most starts and tasks, built without reflection, which a cold child pays for.
+            return type == typeof(Action) ? new DelegateConverter<Action>()
+                : type == typeof(Func<Task>) ? new DelegateConverter<Func<Task>>()
+                : Make(typeof(DelegateConverter<>), type);
         }
 
         if (typeof(Exception).IsAssignableFrom(type))

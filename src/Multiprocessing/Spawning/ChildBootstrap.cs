@@ -90,7 +90,7 @@ internal static class ChildBootstrap
         }
 
         ListeningSockets.RemoveCreatedFiles(); // the socket files of listeners the target never disposed
-        Barrier.DetachAllAtExit();
+        Barrier.DetachAllAtExit(); // a normal end must not look like a dead party to the barriers' other users
         backend.ExitAfterTarget(exitCode, control);
     }
 

@@ -13,7 +13,8 @@ internal sealed class ProcessConverter<T> : ObjectConverter<T>
     private readonly FieldSerializer[] _fields = FieldAccess.Serializers(FieldAccess.InstanceFields(typeof(T), typeof(Process)));
 
     public static ObjectConverter? Provide(Type type)
-        => typeof(Process).IsAssignableFrom(type) ? (ObjectConverter)Activator.CreateInstance(typeof(ProcessConverter<>).MakeGenericType(type))! : null;
+        => type == typeof(Process) ? new ProcessConverter<Process>() // every plain start: without reflection, which a cold child pays for
+        : typeof(Process).IsAssignableFrom(type) ? (ObjectConverter)Activator.CreateInstance(typeof(ProcessConverter<>).MakeGenericType(type))! : null;
 
     private const string Refusal = "cannot cross a process boundary: it is a handle to a process of this one (pass what the other process needs instead)";
 
