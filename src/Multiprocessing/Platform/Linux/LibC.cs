@@ -54,7 +54,6 @@ internal static unsafe partial class LibC
 
     private const long SYS_pidfd_send_signal = 424;
     private const long SYS_pidfd_open = 434;
-    private const long SYS_rt_sigprocmask = 14;
 
     [StructLayout(LayoutKind.Sequential, Pack = 1)]
     public struct EpollEvent
@@ -168,11 +167,20 @@ internal static unsafe partial class LibC
     [LibraryImport(Lib, SetLastError = true)]
     private static partial long syscall(long number, long a1, long a2, long a3, long a4);
 
-    /// <summary>rt_sigprocmask for the calling thread (the raw call, whose set is the kernel's 8-byte mask).</summary>
-    public static int BlockAllSignals()
+    /// <summary>
+    /// Blocks every signal on the calling thread with the raw rt_sigprocmask (whose set is the kernel's 8-byte mask;
+    /// glibc's wrapper refuses some); false where the call's number is not known here.
+    /// </summary>
+    public static bool BlockAllSignals()
     {
+        long number = RuntimeInformation.ProcessArchitecture switch
+        {
+            Architecture.X64 => 14,
+            Architecture.Arm64 => 135,
+            _ => -1,
+        };
         ulong all = ulong.MaxValue;
-        return (int)syscall(SYS_rt_sigprocmask, 0 /* SIG_BLOCK */, (long)&all, 0, 8);
+        return number >= 0 && syscall(number, 0 /* SIG_BLOCK */, (long)&all, 0, 8) == 0;
     }
 
     public static int pidfd_open(int pid) => (int)syscall(SYS_pidfd_open, pid, 0, 0, 0);

@@ -127,7 +127,10 @@ internal static unsafe partial class TeardownHelper
             }
 
             // Block every signal on this thread: the helper inherits the mask, so nothing but SIGKILL can end it early.
-            _ = LibC.BlockAllSignals();
+            if (!LibC.BlockAllSignals())
+            {
+                return false;
+            }
 
             // Give this thread a descriptor table of its own holding only standard error (for a last fatal message), the
             // control socket and the runtime's code memory; the other threads keep theirs and lose it when the process
