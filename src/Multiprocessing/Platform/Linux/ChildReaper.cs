@@ -21,9 +21,6 @@ internal sealed unsafe class ChildReaper
     private readonly object _helperCountGate = new();
     private int _helperCount;
     private long _helpersReaped;
-
-    /// <summary>How many teardown helpers this watcher has reaped (for tests: shows the fast exit is in use).</summary>
-    public long TeardownHelpersReaped => Interlocked.Read(ref _helpersReaped);
     private readonly System.Collections.Generic.Queue<(int Key, Entry Entry)> _pending = new();
     private int _nextKey;
 
@@ -40,6 +37,9 @@ internal sealed unsafe class ChildReaper
         var thread = new Thread(Loop) { IsBackground = true, Name = "Multiprocessing child reaper" };
         thread.Start();
     }
+
+    /// <summary>How many teardown helpers this watcher has reaped (for tests: shows the fast exit is in use).</summary>
+    public long TeardownHelpersReaped => Interlocked.Read(ref _helpersReaped);
 
     public void Add(LaunchedChild child)
     {
