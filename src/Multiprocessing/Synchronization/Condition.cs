@@ -19,9 +19,9 @@ public sealed unsafe class Condition : ICondition, IScopeRelease, IDisposable
     /// <summary>How many threads, across all processes, may wait at once.</summary>
     public const int MaxWaiters = (RegionSize - HeaderSize) / SlotSize;
 
-    internal const int RegionSize = 4096;
-    private const int HeaderSize = 64;
-    private const int SlotSize = 16; // state (the futex word), ticket, pid, asleep
+    internal const int RegionSize = 16384;
+    private const int HeaderSize = 128; // the ticket counter and the high-water mark, a cache line each
+    private const int SlotSize = 64; // state (the futex word), ticket, pid, asleep: a cache line per waiter, so two waiters never share one
 
     // Slot states; a slot's state word is what its waiter sleeps on.
     private const int Free = 0;
@@ -59,7 +59,7 @@ public sealed unsafe class Condition : ICondition, IScopeRelease, IDisposable
 
     private int* NextTicket => (int*)Base;
 
-    private int* HighWater => (int*)Base + 1;
+    private int* HighWater => (int*)(Base + 64);
 
     /// <summary>Acquires the underlying lock.</summary>
     public void Acquire() => _lock.Acquire();
