@@ -52,6 +52,72 @@ public sealed class Counter : ICounter
 public sealed class ManagerTests
 {
     [Fact]
+    public void Iterating_a_list_or_dictionary_proxy_sees_one_consistent_state_even_while_it_changes()
+    {
+        using var manager = new mp.Manager();
+        mp.ListProxy<int> list = manager.List(Enumerable.Range(0, 100));
+        IDictionary<string, int> dict = manager.Dictionary<string, int>();
+        for (int i = 0; i < 50; i++)
+        {
+            dict[$"k{i}"] = i;
+        }
+
+        // Changing the shared objects in the middle of the loops affects neither loop: each sees the state it began with.
+        var seen = new List<int>();
+        foreach (int item in list)
+        {
+            seen.Add(item);
+            if (item == 10)
+            {
+                list.Add(1000);
+                list.RemoveAt(0);
+            }
+        }
+
+        Assert.Equal(Enumerable.Range(0, 100), seen);
+        Assert.Equal(100, list.Count);
+        Assert.Equal(1, list[0]);
+        Assert.Equal(1000, list[99]);
+
+        var keys = new List<string>();
+        foreach (KeyValuePair<string, int> pair in dict)
+        {
+            keys.Add(pair.Key);
+            Assert.Equal(pair.Key, $"k{pair.Value}");
+            if (keys.Count == 1)
+            {
+                dict["late"] = -1;
+            }
+        }
+
+        Assert.Equal(50, keys.Count);
+        Assert.DoesNotContain("late", keys);
+        Assert.Equal(51, dict.Count);
+    }
+
+    [Fact]
+    public void The_server_exits_by_itself_when_its_owner_is_killed()
+    {
+        (mp.Connection reports, mp.Connection childEnd) = mp.Pipe.Create();
+        using (reports)
+        {
+            var owner = new mp.Process(() =>
+            {
+                var manager = new mp.Manager();
+                childEnd.Send(manager.ServerProcess!.Pid!.Value);
+                Thread.Sleep(Timeout.Infinite); // until killed: its manager is never disposed
+            });
+            owner.Start();
+            childEnd.Close();
+            Assert.True(reports.Poll(Bounded.Long), "the owner never reported its manager's server");
+            int server = reports.Recv<int>();
+            owner.Kill();
+            Bounded.Join(owner);
+            Assert.True(Bounded.ProcessEnds(server, Bounded.Long), $"the manager server {server} outlived its killed owner");
+        }
+    }
+
+    [Fact]
     public void A_list_is_shared_with_a_child_and_prints_like_Pythons()
     {
         using var manager = new mp.Manager();
