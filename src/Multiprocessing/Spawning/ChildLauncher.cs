@@ -87,8 +87,8 @@ internal static class ChildLauncher
     }
 
     /// <summary>
-    /// How long a refill waits for the child just started to end before starting anyway: a new runtime's start takes
-    /// a core for tens of milliseconds, which on a small machine would be taken from the child that was just started.
+    /// How long after the last start the spare is refilled: a new runtime's start takes a core for tens of
+    /// milliseconds, which on a small machine would be taken from the children just started (a pool's workers, say).
     /// </summary>
     private static readonly TimeSpan RefillDelay = TimeSpan.FromMilliseconds(50);
 
@@ -97,8 +97,8 @@ internal static class ChildLauncher
     private static bool s_refillPending;
 
     /// <summary>
-    /// Refills the spare in the background, primed with the types the last start request held (the next one is likely
-    /// alike): once the child just started has ended (<see cref="OnChildEnded"/>), or after <see cref="RefillDelay"/>.
+    /// Refills the spare in the background, primed with the types and methods the last start request held (the next
+    /// one is likely alike), <see cref="RefillDelay"/> after the last of a burst of starts.
     /// </summary>
     public static void AfterStart(PreloadHint hint)
     {
@@ -109,6 +109,12 @@ internal static class ChildLauncher
 
         lock (s_spareGate)
         {
+            if (s_refillPending)
+            {
+                _ = s_refillTimer!.Change(RefillDelay, Timeout.InfiniteTimeSpan); // a burst of starts (a pool's workers) pushes it back
+                return;
+            }
+
             if (s_spare is not null || s_spareLaunching)
             {
                 return;
@@ -119,21 +125,6 @@ internal static class ChildLauncher
             s_refillHint = hint;
             s_refillTimer ??= new Timer(static _ => StartPendingRefill(), null, Timeout.Infinite, Timeout.Infinite);
             _ = s_refillTimer.Change(RefillDelay, Timeout.InfiniteTimeSpan);
-        }
-    }
-
-    /// <summary>A child of this process has ended: a pending refill of the spare need not wait any longer.</summary>
-    public static void OnChildEnded()
-    {
-        bool pending;
-        lock (s_spareGate)
-        {
-            pending = s_refillPending;
-        }
-
-        if (pending)
-        {
-            ThreadPool.UnsafeQueueUserWorkItem(static _ => StartPendingRefill(), null);
         }
     }
 

@@ -245,7 +245,6 @@ public class Process : IDisposable
             // Whatever failed above, a joiner must not wait forever.
             _exitCode ??= child.ExitCode;
             _exited.TrySetResult();
-            ChildLauncher.OnChildEnded();
         }
     }
 
