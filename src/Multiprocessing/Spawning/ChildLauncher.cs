@@ -111,6 +111,7 @@ internal static class ChildLauncher
         {
             if (s_refillPending)
             {
+                s_refillHint = hint; // the latest start is the likeliest model for the next
                 _ = s_refillTimer!.Change(RefillDelay, Timeout.InfiniteTimeSpan); // a burst of starts (a pool's workers) pushes it back
                 return;
             }

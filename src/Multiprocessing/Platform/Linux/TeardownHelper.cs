@@ -20,8 +20,8 @@ namespace Multiprocessing.Platform.Linux;
 /// The helper is the parent's child (<c>CLONE_PARENT</c>), so its pid stays reserved until the parent reaps it. The
 /// child tells the parent that pid in a last control frame; the parent's watcher reaps the helper when it ends.
 /// Nothing of the child runs after it has been reaped: its threads are gone, its descriptors closed (its pipes and
-/// sockets reach end of stream); only its memory mappings live on in the sleeping helper for those milliseconds. If anything here fails, the child simply exits the
-/// ordinary way.
+/// sockets reach end of stream); only its memory mappings live on in the sleeping helper for those milliseconds. If
+/// anything here fails, the child simply exits the ordinary way.
 /// </para>
 /// </remarks>
 internal static unsafe partial class TeardownHelper
@@ -54,7 +54,7 @@ internal static unsafe partial class TeardownHelper
 
     private static nint s_usleep;
     private static void* s_stack;
-    private static int s_executableMemoryFd = -2; // -2: not looked for yet; -1: none (W^X off)
+    private static int s_executableMemoryFd = -2; // -2: not looked for yet, or W^X on and not found (then no helper); -1: W^X off
 
     /// <summary>
     /// Works out ahead of time what the exit needs (a spare child does it while it waits for work): what the helper
