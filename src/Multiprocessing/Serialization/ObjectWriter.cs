@@ -50,11 +50,20 @@ public sealed class ObjectWriter
     /// <summary>The non-built-in types written so far in this message.</summary>
     internal Type[] WrittenTypes => [.. _typeIds.Keys];
 
+    /// <summary>Whether <see cref="WrittenMethods"/> is kept (for start requests only: other messages must not allocate for it).</summary>
+    internal bool RecordsMethods { get; set; }
+
     /// <summary>The delegates' methods written so far (with the delegate type of each), for a spare child to prepare; null if none.</summary>
     internal List<(Type Delegate, System.Reflection.MethodInfo Method)>? WrittenMethods { get; private set; }
 
-    /// <summary>Records that a delegate of type <paramref name="delegateType"/> over <paramref name="method"/> was written.</summary>
-    internal void NoteMethod(Type delegateType, System.Reflection.MethodInfo method) => (WrittenMethods ??= []).Add((delegateType, method));
+    /// <summary>Records, if <see cref="RecordsMethods"/>, that a delegate of type <paramref name="delegateType"/> over <paramref name="method"/> was written.</summary>
+    internal void NoteMethod(Type delegateType, System.Reflection.MethodInfo method)
+    {
+        if (RecordsMethods)
+        {
+            (WrittenMethods ??= []).Add((delegateType, method));
+        }
+    }
 
     internal ReadOnlySpan<byte> WrittenSpan => _buffer.AsSpan(0, _position);
 
@@ -106,6 +115,7 @@ public sealed class ObjectWriter
         CanCarryHandles = false;
         Handles = null;
         WrittenMethods = null;
+        RecordsMethods = false;
         if (_buffer.Length > 1 << 20)
         {
             _buffer = new byte[256]; // do not pin a huge buffer to the thread forever

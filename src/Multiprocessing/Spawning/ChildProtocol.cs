@@ -32,6 +32,7 @@ internal static class ChildProtocol
             writer.WriteByte(kind);
             writer.PrivilegedRoot = privileged;
             writer.CanCarryHandles = kind == Start;
+            writer.RecordsMethods = kind == Start;
             BinarySerializer.WriteMessage(writer, body, root);
             byte[] frame = writer.WrittenSpan.ToArray();
             BinaryPrimitives.WriteInt32LittleEndian(frame, frame.Length - 4);
