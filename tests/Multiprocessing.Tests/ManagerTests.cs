@@ -228,6 +228,20 @@ public sealed class ManagerTests
     }
 
     [Fact]
+    public void A_proxy_travels_through_a_process_queue_to_a_child_that_writes_into_it()
+    {
+        using var manager = new mp.Manager();
+        IDictionary<string, int> shared = manager.Dictionary<string, int>();
+        using var queue = new mp.Queue<IDictionary<string, int>>();
+        using var child = new mp.Process(() => queue.Get(Bounded.Long)["from child"] = 7);
+        child.Start();
+        queue.Put(shared);
+        Bounded.Join(child);
+        Assert.Equal(0, child.ExitCode);
+        Assert.Equal(7, shared["from child"]);
+    }
+
+    [Fact]
     public void A_remote_manager_serves_named_objects_to_clients_in_two_other_processes_and_refuses_a_wrong_key()
     {
         byte[] key = "abracadabra"u8.ToArray();
