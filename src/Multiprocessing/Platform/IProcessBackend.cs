@@ -78,6 +78,9 @@ internal interface IControlChannel : IDisposable
     /// <summary>Blocks until the peer closes its end (or the channel fails), without reading anything.</summary>
     void WaitForHangUp();
 
+    /// <summary>Busy-waits up to <paramref name="limit"/> until something can be read (or the peer is gone), without sleeping; false if nothing came.</summary>
+    bool SpinUntilReadable(TimeSpan limit);
+
     /// <summary>Stops the channel from being inherited by processes this one starts.</summary>
     void MarkNonInheritable();
 }

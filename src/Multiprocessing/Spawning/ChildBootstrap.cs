@@ -17,6 +17,9 @@ internal static class ChildBootstrap
 
     public static bool MainCalledRunIfChild { get; private set; }
 
+    /// <summary>How long a spare that was told a request is coming busy-waits for it before it sleeps again.</summary>
+    private static readonly TimeSpan WakeSpin = TimeSpan.FromMilliseconds(2);
+
     /// <summary>How many methods of a preload hint this (spare) child looked up, compiled and bound before its start request (for tests).</summary>
     internal static int PreparedMethods { get; private set; }
 
@@ -139,6 +142,12 @@ internal static class ChildBootstrap
             if (frame.Kind == ChildProtocol.Start)
             {
                 return (frame.Body, frame.Handles);
+            }
+
+            if (frame.Kind == ChildProtocol.Wake)
+            {
+                _ = control.SpinUntilReadable(WakeSpin); // the request follows in a fraction of a millisecond
+                continue;
             }
 
             if (frame.Kind == ChildProtocol.Preload)

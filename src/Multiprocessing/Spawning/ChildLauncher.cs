@@ -52,6 +52,22 @@ internal static class ChildLauncher
 
     private sealed record Spare(LaunchedChild Child, string[] Environment, string WorkingDirectory);
 
+    /// <summary>
+    /// Tells the spare, if there is one, that a start request is being prepared, so it is awake when the request
+    /// arrives: a CPU that has been idle takes a few hundred microseconds to wake, which now overlaps the request's
+    /// serialization instead of following it.
+    /// </summary>
+    public static void NudgeSpare()
+    {
+        LaunchedChild? spare;
+        lock (s_spareGate)
+        {
+            spare = s_spare?.Child;
+        }
+
+        _ = spare?.Control.TrySendAll(ChildProtocol.WakeFrame);
+    }
+
     /// <summary>Hands <paramref name="startFrame"/> to a spare child, or to a new one, and makes <paramref name="onExit"/> its exit handler.</summary>
     public static LaunchedChild Launch(byte[] startFrame, IReadOnlyList<System.Runtime.InteropServices.SafeHandle>? handles, Action<LaunchedChild> onExit)
     {

@@ -16,6 +16,12 @@ internal static class ChildProtocol
 
     // Kind 4 is the child's very last frame, written by the platform layer: see Platform.Linux.TeardownHelper.
 
+    /// <summary>To a spare: a start request is being prepared; stay awake for it (saves the wake-up of a sleeping CPU).</summary>
+    public const byte Wake = 5;
+
+    /// <summary>The whole <see cref="Wake"/> frame (it has no body).</summary>
+    public static ReadOnlySpan<byte> WakeFrame => [1, 0, 0, 0, Wake];
+
     private const int MaximumFrame = 1 << 30;
 
     /// <summary>Serializes <paramref name="body"/> into one frame; <paramref name="privileged"/> may cross although it is a Process.</summary>

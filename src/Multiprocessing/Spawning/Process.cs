@@ -196,6 +196,7 @@ public class Process : IDisposable
 
         try
         {
+            ChildLauncher.NudgeSpare();
             var request = new StartRequest
             {
                 ParentName = Current._name,

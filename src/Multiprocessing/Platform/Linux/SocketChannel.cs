@@ -75,6 +75,27 @@ internal sealed unsafe class SocketChannel(FileDescriptorHandle handle) : IContr
         }
     }
 
+    public bool SpinUntilReadable(TimeSpan limit)
+    {
+        var pfd = new LibC.PollFd { Fd = Handle.Fd, Events = LibC.POLLIN };
+        long end = System.Diagnostics.Stopwatch.GetTimestamp() + (long)(limit.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+        do
+        {
+            pfd.Revents = 0;
+            if (LibC.poll(&pfd, 1, 0) > 0)
+            {
+                return true;
+            }
+
+            for (int i = 0; i < 20; i++)
+            {
+                SpinPause.Once();
+            }
+        }
+        while (System.Diagnostics.Stopwatch.GetTimestamp() < end);
+        return false;
+    }
+
     /// <summary>Reads whatever is buffered without blocking; returns false once the peer has closed its end.</summary>
     public bool DrainAvailable(MemoryStream into)
     {
