@@ -192,6 +192,7 @@ public sealed class ManagerTests
         var ex = Assert.Throws<mp.RemoteException>(() => counter.Fail("nope"));
         Assert.Equal(typeof(InvalidOperationException).FullName, ex.RemoteType);
         Assert.Equal("nope", ex.Message);
+        Assert.Contains(nameof(Counter.Fail), ex.RemoteStackTrace, StringComparison.Ordinal); // the server's stack, not ours
         Assert.Equal(7, counter.Increment()); // the manager keeps serving
 
         // A method returning a registered interface returns a proxy to the server's object, not a copy.
@@ -269,6 +270,57 @@ public sealed class ManagerTests
         using mp.Manager client = mp.Manager.Connect(address, key);
         Assert.Throws<mp.RemoteException>(() => client.Get<ICounter>("nothing"));
         Assert.Equal(20, client.Get<ICounter>("jobs").Value);
+    }
+
+    [Fact]
+    public void A_remote_manager_on_a_unix_socket_serves_a_child_and_refuses_a_wrong_key()
+    {
+        byte[] key = "sesame"u8.ToArray();
+        string path = Path.Combine(Path.GetTempPath(), $"mp-mgr-{Environment.ProcessId}-{Guid.NewGuid():N}.sock");
+        using var server = new mp.Manager(new System.Net.Sockets.UnixDomainSocketEndPoint(path), key);
+        var jobs = new Counter();
+        server.Register<ICounter>("jobs", () => jobs);
+        server.Start();
+        EndPoint address = server.Address;
+        var client = new mp.Process(() =>
+        {
+            using mp.Manager remote = mp.Manager.Connect(address, key);
+            ICounter shared = remote.Get<ICounter>("jobs");
+            shared.Increment();
+            shared.Increment();
+        });
+        Bounded.Run(client);
+        Assert.Equal(0, client.ExitCode);
+        Assert.Equal(2, jobs.Value);
+        Assert.Throws<AuthenticationException>(() => mp.Manager.Connect(address, "wrong"u8.ToArray()));
+    }
+
+    [Fact]
+    public void A_managers_rlock_and_semaphores_work_from_a_child()
+    {
+        using var manager = new mp.Manager();
+        mp.ILock rlock = manager.RLock();
+        mp.ISemaphore semaphore = manager.Semaphore(0);
+        mp.ISemaphore bounded = manager.BoundedSemaphore(1);
+        var child = new mp.Process(() =>
+        {
+            rlock.Acquire();
+            rlock.Acquire(); // reentrant for its owner
+            rlock.Release();
+            rlock.Release();
+            Assert.True(bounded.TryAcquire(Bounded.Long));
+            bounded.Release();
+            semaphore.Release(2);
+        });
+        Bounded.Run(child);
+        Assert.Equal(0, child.ExitCode);
+        Assert.True(semaphore.TryAcquire(Bounded.Long));
+        Assert.True(semaphore.TryAcquire(Bounded.Long));
+        Assert.False(semaphore.TryAcquire(TimeSpan.Zero));
+        Assert.True(rlock.TryAcquire(Bounded.Long)); // the child left it free
+        rlock.Release();
+        Assert.True(bounded.TryAcquire(TimeSpan.Zero));
+        _ = Bounded.Throws<mp.RemoteException>(() => { bounded.Release(); bounded.Release(); }); // over-release of a bounded semaphore
     }
 
     [Fact]
